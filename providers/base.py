@@ -1,0 +1,85 @@
+"""The one small interface every source of truth sits behind.
+
+A provider answers two questions about one git repository: what is the head
+commit of a branch now, and which branch is the default one. Everything that
+differs between GitHub, GitLab, Gitee and a plain git server stays inside
+its module; the daemon only sees `GitSource`, `GitProvider` and the errors.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """Where a repository lives, normalised so that equal sources compare equal.
+
+    `server` is the API base URL (for `git`, empty), `repository` the
+    provider's own name for the repository: `owner/repo` on GitHub and Gitee,
+    the numeric id or `group/sub/project` path on GitLab, the clone URL for
+    `git`. `auth_type` is GitLab's token kind and empty elsewhere.
+    """
+
+    repo_type: str
+    server: str
+    repository: str
+    auth_type: str = ""
+
+    def describe(self) -> str:
+        where = self.server or "git"
+        return f"{self.repo_type} {where} {self.repository}"
+
+
+class ProviderError(Exception):
+    """A provider could not answer. The message is safe to show a user: it
+    names what failed and what to do, and never carries a token."""
+
+    reason = "Error"
+
+
+class InvalidSource(ProviderError):
+    """The Function's URL or parameters cannot name a repository for this provider."""
+
+    reason = "InvalidSource"
+
+
+class Unauthorized(ProviderError):
+    """The server refused the credentials (401/403), or needs some and got none."""
+
+    reason = "Unauthorized"
+
+
+class NotFound(ProviderError):
+    """No such repository or branch (or it is private and no token was given)."""
+
+    reason = "NotFound"
+
+
+class Unavailable(ProviderError):
+    """The server did not answer usefully: timeout, connection error, 5xx, rate limit."""
+
+    reason = "Unavailable"
+
+
+class GitProvider(abc.ABC):
+    """Answers questions about one repository, reusing one client across polls."""
+
+    def __init__(self, source: GitSource, token: str | None,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.source = source
+        self.timeout = timeout
+
+    @abc.abstractmethod
+    def head(self, branch: str) -> str:
+        """The full SHA of the newest commit on `branch`."""
+
+    @abc.abstractmethod
+    def default_branch(self) -> str:
+        """The repository's default branch name."""
+
+    def close(self) -> None:
+        """Release connections; the provider is not used afterwards."""
