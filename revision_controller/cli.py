@@ -1,0 +1,89 @@
+"""`revision-controller run` (the daemon) and `revision-controller demo`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from kubernetes.config import ConfigException
+
+from revision_controller.daemon import Daemon, DaemonConfig
+from revision_controller.duration import parse_duration
+from revision_controller.logs import setup_logging
+
+log = logging.getLogger("revision_controller")
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return seconds
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
+    return int(text)
+
+
+def _namespaces(values: list[str] | None) -> tuple[str, ...]:
+    names = [name.strip() for value in values or [] for name in value.split(",")]
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="revision-controller",
+                                  description="Rebuilds or redeploys OpenFunction Functions when "
+                                              "their git branch or image moves.")
+    commands = top.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the daemon against a cluster")
+    run.add_argument("--kubeconfig", help="kubeconfig file; in-cluster configuration when absent")
+    run.add_argument("--namespace", action="append", metavar="NS",
+                     help="watch only these namespaces (repeat or comma-separate); all when absent")
+    run.add_argument("--function-version", choices=("v1beta2", "v1beta1"), default="v1beta2",
+                     help="Function API version to read and patch (default: v1beta2)")
+    run.add_argument("--default-polling-interval", type=_duration, default=5.0, metavar="DURATION",
+                     help="interval for Functions that set none, as a Go duration (default: 5s)")
+    run.add_argument("--workers", type=_positive, default=4, help="polls run at once (default: 4)")
+    _add_logging(run)
+    demo = commands.add_parser("demo", help="run the whole loop on this machine, then exit")
+    _add_logging(demo)
+    return top
+
+
+def _add_logging(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    command.add_argument("--log-format", choices=("text", "json"), default="text")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    if args.command == "demo":
+        from revision_controller.demo import run_demo
+        return run_demo()
+    config = DaemonConfig(kubeconfig=args.kubeconfig, namespaces=_namespaces(args.namespace),
+                          function_version=args.function_version,
+                          default_polling_interval=args.default_polling_interval, workers=args.workers)
+    try:
+        daemon = Daemon(config)
+    except (ConfigException, OSError) as error:
+        where = args.kubeconfig or "the in-cluster service account"
+        print(f"revision-controller: cannot configure the Kubernetes client from {where}: {error}",
+              file=sys.stderr)
+        return 2
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: daemon.stop())
+    daemon.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The `openfunction.io/revision-controller-params` annotation, parsed as the contract says.
+
+Pure: text in, `Params` or `InvalidParameters` out. The original controller read
+the YAML into a string map, so scalars of any YAML type are taken as their text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from revision_controller.duration import format_duration, parse_duration
+
+SWITCH_ANNOTATION = "openfunction.io/revision-controller"
+PARAMS_ANNOTATION = "openfunction.io/revision-controller-params"
+SWITCH_ON = "enable"
+
+TYPES = ("source", "source-image", "image")
+REPO_TYPES = ("github", "gitlab", "gitee", "git")
+AUTH_TYPES = ("PrivateToken", "OAuthToken", "JobToken")
+KNOWN_KEYS = ("type", "polling-interval", "repo-type", "base-url", "auth-type", "project-id",
+              "insecure-registry")
+DEFAULT_POLLING_INTERVAL = 5.0
+
+
+@dataclass(frozen=True)
+class Params:
+    type: str = "source"
+    polling_interval: float = DEFAULT_POLLING_INTERVAL
+    repo_type: str = "github"
+    base_url: str = ""
+    auth_type: str = ""
+    project_id: str = ""
+    insecure_registry: bool = False
+    unknown_keys: tuple[str, ...] = ()
+
+
+class InvalidParameters(ValueError):
+    """The annotation cannot be used; the message names the key and value and what to write."""
+
+
+def parse_params(text: str | None, default_interval: float = DEFAULT_POLLING_INTERVAL) -> Params:
+    values = _mapping(text)
+    interval = _interval(values.get("polling-interval"), default_interval)
+    kind = _choice(values, "type", TYPES, "source")
+    repo_type = _choice(values, "repo-type", REPO_TYPES, "github")
+    auth_type = _choice(values, "auth-type", AUTH_TYPES, "")
+    return Params(
+        type=kind,
+        polling_interval=interval,
+        repo_type=repo_type,
+        base_url=values.get("base-url", ""),
+        auth_type=auth_type,
+        project_id=values.get("project-id", ""),
+        insecure_registry=_boolean(values.get("insecure-registry")),
+        unknown_keys=tuple(sorted(key for key in values if key not in KNOWN_KEYS)),
+    )
+
+
+def _mapping(text: str | None) -> dict[str, str]:
+    if text is None or not text.strip():
+        return {}
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise InvalidParameters(
+            f"{PARAMS_ANNOTATION} is not valid YAML{at}: write a mapping such as "
+            f"'type: source\\npolling-interval: 1m'") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InvalidParameters(
+            f"{PARAMS_ANNOTATION} must be a YAML mapping of parameters, got a "
+            f"{type(loaded).__name__}: write e.g. 'polling-interval: 1m'")
+    return {str(key): _scalar(str(key), value) for key, value in loaded.items()}
+
+
+def _scalar(key: str, value: object) -> str:
+    if isinstance(value, (dict, list)):
+        raise InvalidParameters(f"parameter {key} must be a single value, got {value!r}")
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _choice(values: dict[str, str], key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = values.get(key, "")
+    if value == "":
+        return default
+    if value not in allowed:
+        raise InvalidParameters(f"{key} {value!r} is not supported: use one of {', '.join(allowed)}")
+    return value
+
+
+def _interval(value: str | None, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise InvalidParameters(
+            f"polling-interval {value!r} is not a duration: write a number with a unit, "
+            f"e.g. 30s, 1m, 1h30m or 500ms") from None
+    if seconds <= 0:
+        raise InvalidParameters(f"polling-interval {value!r} must be greater than zero, e.g. 30s")
+    return seconds
+
+
+def _boolean(value: str | None) -> bool:
+    if value is None or value == "":
+        return False
+    lowered = value.lower()
+    if lowered not in ("true", "false"):
+        raise InvalidParameters(f"insecure-registry {value!r} must be true or false")
+    return lowered == "true"
+
+
+def describe(params: Params) -> str:
+    return f"type={params.type} polling-interval={format_duration(params.polling_interval)}"

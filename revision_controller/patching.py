@@ -1,0 +1,85 @@
+"""Writing the contract's status patch, with the resourceVersion precondition.
+
+On 409 the Function changed under us: read it again and decide again, a
+bounded number of times. A patch is recorded as an Event on the Function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kubernetes.client.exceptions import ApiException
+
+from revision_controller.decision import source_patch, with_precondition
+from revision_controller.events import NORMAL, EventRecorder, InvolvedFunction
+from revision_controller.function import FunctionView, view_of
+from revision_controller.kube import FunctionsApi
+
+MAX_ATTEMPTS = 4
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PatchOutcome:
+    """What happened to one Function for one observed value."""
+
+    result: str  # "unchanged", "patched", "gone", "conflict", "failed"
+    view: FunctionView | None = None
+
+
+class StatusPatcher:
+    def __init__(self, functions: FunctionsApi, events: EventRecorder,
+                 on_view: Callable[[FunctionView], None]) -> None:
+        self._functions = functions
+        self._events = events
+        self._on_view = on_view
+
+    def apply(self, view: FunctionView, head: str) -> PatchOutcome:
+        for _ in range(MAX_ATTEMPTS):
+            patch = source_patch(view, head)
+            if patch is None:
+                return PatchOutcome("unchanged", view)
+            try:
+                patched = view_of(self._functions.patch_status(
+                    view.ref, with_precondition(patch, view.resource_version)))
+            except ApiException as error:
+                if error.status == 409:
+                    log.info("Function %s changed while patching; reading it again", view.ref)
+                    fresh = self._reread(view)
+                    if fresh is None:
+                        return PatchOutcome("gone")
+                    view = fresh
+                    continue
+                if error.status == 404:
+                    return PatchOutcome("gone")
+                log.error("could not patch the status of Function %s: HTTP %s %s; will retry at the "
+                          "next poll", view.ref, error.status, error.reason)
+                return PatchOutcome("failed", view)
+            self._on_view(patched)
+            self._announce(view, head)
+            return PatchOutcome("patched", patched)
+        log.warning("gave up patching Function %s after %d conflicts; will retry at the next poll",
+                    view.ref, MAX_ATTEMPTS)
+        return PatchOutcome("conflict", view)
+
+    def _reread(self, view: FunctionView) -> FunctionView | None:
+        try:
+            fresh = view_of(self._functions.get(view.ref))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        self._on_view(fresh)
+        return fresh
+
+    def _announce(self, view: FunctionView, head: str) -> None:
+        message = f"source changed from {view.commit_sha} to {head}: status patched so the Function rebuilds"
+        log.info("Function %s: %s", view.ref, message)
+        self._events.record(involved(view, self._functions.api_version), NORMAL, "SourceChanged", message)
+
+
+def involved(view: FunctionView, api_version: str) -> InvolvedFunction:
+    return InvolvedFunction(view.ref, view.uid, api_version)

@@ -1,0 +1,48 @@
+"""What is polled: a target, shared by every Function that subscribes to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from providers import GitSource
+from revision_controller.function import FunctionRef
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class GitTarget:
+    """A branch of a repository, read with one set of credentials.
+
+    An empty `branch` means the repository's default branch. Credentials are
+    part of the identity: two Functions reading one repository with different
+    Secrets are two targets, so that neither borrows the other's access.
+    """
+
+    source: GitSource
+    branch: str
+    credentials: SecretRef | None = None
+
+    def describe(self) -> str:
+        return f"{self.source.describe()}@{self.branch or '(default branch)'}"
+
+
+Target = GitTarget
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One Function's interest in one target: what it watches and how often."""
+
+    function: FunctionRef
+    target: Target
+    interval: float
+    type: str
+    sub_path: str = ""
