@@ -15,16 +15,16 @@ import threading
 from dataclasses import dataclass, field
 
 from revision_controller.credentials import CredentialStore
-from revision_controller.events import NORMAL, WARNING, EventRecorder
+from revision_controller.events import EventRecorder
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.kube import FunctionsApi, api_client
 from revision_controller.params import DEFAULT_POLLING_INTERVAL
 from revision_controller.patching import StatusPatcher, involved
-from revision_controller.planning import Unwatched, plan_function
+from revision_controller.planning import Notice, plan_function
 from revision_controller.polling import TargetPoller
 from revision_controller.scheduling import TargetScheduler
 from revision_controller.subscriptions import SubscriptionBook
-from revision_controller.targets import Subscription, Target
+from revision_controller.targets import Target
 from revision_controller.watching import FunctionWatcher
 
 log = logging.getLogger(__name__)
@@ -51,20 +51,19 @@ class Controller:
         self._book = book
         self._scheduler = scheduler
         self._lock = threading.Lock()
-        self._unwatched: dict[FunctionRef, Unwatched] = {}
+        self._notices: dict[FunctionRef, Notice] = {}
 
     def changed(self, view: FunctionView) -> None:
         plan = plan_function(view, self._config.default_polling_interval)
-        if isinstance(plan, Subscription):
-            self._tell_unwatched(view, None)
-            self._replan(self._book.subscribe(plan, view))
+        if plan.subscription:
+            self._replan(self._book.subscribe(plan.subscription, view))
         else:
             self._replan(self._book.unsubscribe(view.ref))
-            self._tell_unwatched(view, plan)
+        self._tell(view, plan.notice)
 
     def deleted(self, ref: FunctionRef) -> None:
         with self._lock:
-            self._unwatched.pop(ref, None)
+            self._notices.pop(ref, None)
         self._replan(self._book.unsubscribe(ref))
 
     def resynced(self, namespace: str | None, views: list[FunctionView]) -> None:
@@ -78,22 +77,20 @@ class Controller:
         for target in targets:
             self._scheduler.replan(target, self._book.interval(target))
 
-    def _tell_unwatched(self, view: FunctionView, plan: Unwatched | None) -> None:
-        """Say why a Function is not watched, once each time the reason changes.
+    def _tell(self, view: FunctionView, notice: Notice | None) -> None:
+        """Say what a Function's owner should know about its plan, once each time it changes.
 
-        A switched-off Function needs no word and is not remembered, so memory
-        holds only the Functions that asked to be watched."""
-        keep = plan if plan is not None and plan.reason else None
+        Only Functions with something to say are remembered, so a cluster of
+        switched-off Functions costs no memory here."""
         with self._lock:
-            before = self._unwatched.pop(view.ref, None)
-            if keep is not None:
-                self._unwatched[view.ref] = keep
-        if keep is None or keep == before:
+            before = self._notices.pop(view.ref, None)
+            if notice is not None:
+                self._notices[view.ref] = notice
+        if notice is None or notice == before:
             return
-        log.info("Function %s is not watched: %s", view.ref, keep.message)
-        type_ = WARNING if keep.reason == "InvalidParameters" else NORMAL
-        self._events.record(involved(view, self._functions.api_version), type_, keep.reason,
-                            f"not watched: {keep.message}")
+        log.info("Function %s: %s", view.ref, notice.message)
+        self._events.record(involved(view, self._functions.api_version), notice.type, notice.reason,
+                            notice.message)
 
 
 class Daemon:

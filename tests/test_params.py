@@ -1,0 +1,56 @@
+import pytest
+
+from revision_controller.params import InvalidParameters, Params, parse_params
+
+
+def test_absent_or_empty_params_are_the_defaults() -> None:
+    assert parse_params(None) == Params()
+    assert parse_params("") == Params()
+    assert parse_params("   \n") == Params()
+    assert parse_params("~") == Params()
+
+
+def test_every_contract_parameter_is_read() -> None:
+    params = parse_params(
+        "type: source\npolling-interval: 1h30m\nrepo-type: gitlab\nbase-url: https://gl.example/\n"
+        "auth-type: OAuthToken\nproject-id: 42\ninsecure-registry: true\n")
+    assert params == Params(type="source", polling_interval=5400, repo_type="gitlab",
+                            base_url="https://gl.example/", auth_type="OAuthToken", project_id="42",
+                            insecure_registry=True)
+
+
+def test_default_interval_comes_from_the_daemon_flag() -> None:
+    assert parse_params("type: source", default_interval=60).polling_interval == 60
+    assert parse_params("polling-interval: 500ms", default_interval=60).polling_interval == 0.5
+
+
+def test_yaml_scalars_are_taken_as_text_like_the_original() -> None:
+    assert parse_params("project-id: 123").project_id == "123"
+    assert parse_params("insecure-registry: 'false'").insecure_registry is False
+    assert parse_params("base-url:").base_url == ""
+
+
+def test_unknown_keys_are_kept_for_a_warning_but_do_not_stop_watching() -> None:
+    params = parse_params("pollingInterval: 1m\ntype: source")
+    assert params.unknown_keys == ("pollingInterval",)
+    assert params.polling_interval == 5
+
+
+@pytest.mark.parametrize("text, named", [
+    ("type: [source", "not valid YAML"),
+    ("- type: source", "mapping"),
+    ("just a string", "mapping"),
+    ("type: build", "type 'build'"),
+    ("repo-type: bitbucket", "repo-type 'bitbucket'"),
+    ("auth-type: Basic", "auth-type 'Basic'"),
+    ("polling-interval: 5", "polling-interval '5'"),
+    ("polling-interval: 1d", "polling-interval '1d'"),
+    ("polling-interval: 0s", "greater than zero"),
+    ("polling-interval: -1m", "greater than zero"),
+    ("insecure-registry: maybe", "insecure-registry 'maybe'"),
+    ("type: {a: b}", "single value"),
+])
+def test_bad_values_are_named_in_the_error(text: str, named: str) -> None:
+    with pytest.raises(InvalidParameters) as raised:
+        parse_params(text)
+    assert named in str(raised.value)

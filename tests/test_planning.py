@@ -1,0 +1,105 @@
+import copy
+from collections import Counter
+
+import pytest
+
+from revision_controller.function import FunctionView, view_of
+from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
+from revision_controller.planning import Plan, plan_function
+from revision_controller.targets import SecretRef
+
+
+def function(params: str | None = None, switch: str | None = "enable", **src: object) -> FunctionView:
+    annotations = {}
+    if switch is not None:
+        annotations[SWITCH_ANNOTATION] = switch
+    if params is not None:
+        annotations[PARAMS_ANNOTATION] = params
+    src_repo = {"url": "https://github.com/o/r.git", "revision": "main", **src}
+    return view_of({"metadata": {"namespace": "ns", "name": "fn", "annotations": annotations},
+                    "spec": {"build": {"srcRepo": src_repo}, "serving": {}}})
+
+
+def test_an_enabled_function_subscribes_to_its_branch() -> None:
+    plan = plan_function(function("polling-interval: 1m", sourceSubPath="fn/a"), 5)
+    assert plan.notice is None
+    sub = plan.subscription
+    assert sub.interval == 60 and sub.type == "source" and sub.sub_path == "fn/a"
+    assert (sub.target.source.repo_type, sub.target.source.repository) == ("github", "o/r")
+    assert sub.target.branch == "main" and sub.target.credentials is None
+
+
+def test_credentials_are_read_from_the_functions_namespace() -> None:
+    plan = plan_function(function(credentials={"name": "git-token"}), 5)
+    assert plan.subscription.target.credentials == SecretRef("ns", "git-token")
+
+
+def test_an_empty_revision_means_the_default_branch() -> None:
+    assert plan_function(function(revision=""), 5).subscription.target.branch == ""
+
+
+@pytest.mark.parametrize("switch", [None, "disable", "Enable", "true"])
+def test_anything_but_enable_is_off_and_says_nothing(switch: str | None) -> None:
+    assert plan_function(function(switch=switch), 5) == Plan()
+
+
+@pytest.mark.parametrize("revision", ["1a2b3c4", "0123456789abcdef0123456789abcdef01234567", "DEADBEEF"])
+def test_a_commit_sha_revision_cannot_move(revision: str) -> None:
+    plan = plan_function(function(revision=revision), 5)
+    assert plan.subscription is None
+    assert plan.notice.reason == "NotWatched" and revision in plan.notice.message
+
+
+def test_branch_names_that_are_not_shas_are_watched() -> None:
+    for revision in ("release-1", "abc123", "v1.0.0", "0123456789abcdef0123456789abcdef012345678"):
+        assert plan_function(function(revision=revision), 5).subscription, revision
+
+
+def test_source_without_build_or_url_is_not_watched() -> None:
+    no_build = view_of({"metadata": {"namespace": "ns", "name": "fn",
+                                     "annotations": {SWITCH_ANNOTATION: "enable"}}, "spec": {}})
+    assert "spec.build" in plan_function(no_build, 5).notice.message
+    assert "srcRepo.url" in plan_function(function(url=""), 5).notice.message
+
+
+@pytest.mark.parametrize("params, named", [
+    ("polling-interval: 5", "polling-interval '5'"),
+    ("repo-type: svn", "repo-type 'svn'"),
+    ("{", "not valid YAML"),
+])
+def test_bad_parameters_are_a_warning_naming_the_value(params: str, named: str) -> None:
+    plan = plan_function(function(params), 5)
+    assert plan.subscription is None
+    assert (plan.notice.type, plan.notice.reason) == ("Warning", "InvalidParameters")
+    assert named in plan.notice.message
+
+
+def test_a_url_the_provider_cannot_read_is_a_warning() -> None:
+    plan = plan_function(function("repo-type: git", url="git@example.com:o/r.git"), 5)
+    assert plan.subscription is None and plan.notice.reason == "InvalidParameters"
+
+
+def test_unknown_keys_warn_but_the_function_is_still_watched() -> None:
+    plan = plan_function(function("pollingInterval: 1m"), 5)
+    assert plan.subscription is not None
+    assert plan.notice.reason == "UnknownParameters" and "pollingInterval" in plan.notice.message
+
+
+def test_url_spellings_of_one_repository_share_one_target() -> None:
+    targets = {plan_function(function(url=url), 5).subscription.target
+               for url in ("https://github.com/o/r", "https://github.com/o/r.git", "git@github.com:o/r.git")}
+    assert len(targets) == 1
+
+
+def test_the_samples_that_build_from_one_branch_share_one_target(samples: dict[str, dict]) -> None:
+    targets: Counter = Counter()
+    for obj in samples.values():
+        enabled = copy.deepcopy(obj)
+        enabled.setdefault("metadata", {})["annotations"] = {SWITCH_ANNOTATION: "enable"}
+        enabled["metadata"].setdefault("namespace", "default")
+        plan = plan_function(view_of(enabled), 5)
+        if plan.subscription:
+            targets[plan.subscription.target] += 1
+    (shared, count), = targets.most_common(1)
+    assert count == 22
+    assert (shared.source.repository, shared.branch) == ("OpenFunction/samples", "main")
