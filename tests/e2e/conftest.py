@@ -1,0 +1,106 @@
+"""The daemon as its own process, against the API stand-in and a real git server on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
+from revision_controller.testing import ApiServer
+from revision_controller.testing.gitserver import GitServer
+
+NAMESPACE = "default"
+STOP_SECONDS = 5.0
+
+
+def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {seconds}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def apiserver(tmp_path: Path) -> Iterator[ApiServer]:
+    with ApiServer() as server:
+        server.write_kubeconfig(tmp_path / "kubeconfig")
+        yield server
+
+
+@pytest.fixture
+def gitserver() -> Iterator[GitServer]:
+    with GitServer() as server:
+        yield server
+
+
+class DaemonProcess:
+    def __init__(self, kubeconfig: Path, log: Path, args: list[str]) -> None:
+        self.log = log
+        self._out = log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "revision_controller.cli", "run", "--kubeconfig", str(kubeconfig),
+             "--log-level", "debug", *args],
+            stdout=self._out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, as the kubelet sends it; the exit code, which must come within a few seconds."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"daemon did not stop within {STOP_SECONDS}s of SIGTERM:\n{self.output()}")
+        finally:
+            self._out.close()
+
+
+@pytest.fixture
+def start_daemon(apiserver: ApiServer, tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(*args: str) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path / "kubeconfig", tmp_path / f"daemon-{len(started)}.log", list(args))
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        code = daemon.stop()
+        assert code == 0, f"daemon exited {code}:\n{daemon.output()}"
+
+
+def function_manifest(name: str, url: str, params: str | None = "polling-interval: 1s",
+                      switch: str = "enable", revision: str = "main",
+                      credentials: str | None = None) -> dict:
+    annotations = {SWITCH_ANNOTATION: switch}
+    if params is not None:
+        annotations[PARAMS_ANNOTATION] = params
+    src_repo: dict[str, Any] = {"url": url, "revision": revision, "sourceSubPath": f"functions/{name}"}
+    if credentials:
+        src_repo["credentials"] = {"name": credentials}
+    return {
+        "apiVersion": "core.openfunction.io/v1beta2",
+        "kind": "Function",
+        "metadata": {"name": name, "namespace": NAMESPACE, "annotations": annotations},
+        "spec": {"version": "v1.0.0", "image": f"example/{name}:v1",
+                 "build": {"builder": "openfunction/builder-go:latest", "srcRepo": src_repo},
+                 "serving": {"triggers": {"http": {"port": 8080}}}},
+    }
