@@ -58,13 +58,19 @@ class Controller:
         if plan.subscription:
             self._replan(self._book.subscribe(plan.subscription, view))
         else:
-            self._replan(self._book.unsubscribe(view.ref))
+            self._drop(view.ref, "it is no longer watched")
         self._tell(view, plan.notice)
 
     def deleted(self, ref: FunctionRef) -> None:
         with self._lock:
             self._notices.pop(ref, None)
-        self._replan(self._book.unsubscribe(ref))
+        self._drop(ref, "it was deleted")
+
+    def _drop(self, ref: FunctionRef, why: str) -> None:
+        targets = self._book.unsubscribe(ref)
+        if targets:
+            log.info("Function %s unsubscribed: %s", ref, why)
+        self._replan(targets)
 
     def resynced(self, namespace: str | None, views: list[FunctionView]) -> None:
         present = {view.ref for view in views}

@@ -11,8 +11,13 @@ SAMPLES = SHARED / "openfunction" / "samples"
 
 @pytest.fixture(scope="session")
 def samples() -> dict[str, dict]:
-    """OpenFunction's real sample Functions, read from ../shared beside the checkout."""
+    """OpenFunction's real sample Functions, by file and position, read from ../shared.
+
+    One sample file holds no Function (a Deployment and a Dapr Component)."""
     if not SAMPLES.is_dir():
         pytest.skip(f"OpenFunction samples not found at {SAMPLES}: these tests need ../shared "
                     f"beside the checkout, as in CI")
-    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(SAMPLES.glob("*.yaml"))}
+    return {f"{path.name}#{index}": doc
+            for path in sorted(SAMPLES.glob("*.yaml"))
+            for index, doc in enumerate(yaml.safe_load_all(path.read_text()))
+            if doc and doc.get("kind") == "Function"}

@@ -1,0 +1,109 @@
+"""`revision-controller demo`: the whole loop on one machine, with nothing but this package.
+
+The demo plays OpenFunction's part: it creates a Function, records its first
+build in the status, then commits to the repository and shows the status
+patch the daemon sends in answer.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from revision_controller.daemon import Daemon, DaemonConfig
+from revision_controller.function import DEFAULT_SOURCE, GROUP, PLURAL
+from revision_controller.kube import api_client
+from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
+from revision_controller.testing import ApiServer
+from revision_controller.testing.gitserver import GitServer
+
+NAMESPACE = "default"
+NAME = "demo-function"
+VERSION = "v1beta2"
+DEADLINE_SECONDS = 25.0
+
+
+def say(text: str) -> None:
+    print(f"[demo] {text}", flush=True)
+
+
+def function_manifest(url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Function",
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "annotations": {
+            SWITCH_ANNOTATION: "enable",
+            PARAMS_ANNOTATION: "type: source\nrepo-type: git\npolling-interval: 2s\n"}},
+        "spec": {"version": "v2.0.0", "image": "example/demo-function:v1",
+                 "build": {"builder": "openfunction/builder-go:latest",
+                           "srcRepo": {"url": url, "revision": "main", "sourceSubPath": "hello"}},
+                 "serving": {"triggers": {"http": {"port": 8080}}}},
+    }
+
+
+def built_status(commit: str) -> dict[str, Any]:
+    """What OpenFunction's build writes when it finishes."""
+    return {"status": {"build": {"state": "Succeeded", "resourceHash": "demo"},
+                       "sources": [{"name": DEFAULT_SOURCE, "git": {"commitSha": commit}}]}}
+
+
+def wait_until(condition: Any, seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.1)
+    return None
+
+
+def run_demo() -> int:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp, ApiServer() as apiserver, GitServer() as gitserver:
+        kubeconfig = Path(tmp) / "kubeconfig"
+        apiserver.write_kubeconfig(kubeconfig)
+        say(f"Kubernetes API stand-in serving on {apiserver.url}")
+        repo = gitserver.create_repository("demo", branch="main")
+        first = repo.head("main")
+        say(f"git repository {repo.url}, branch main at {first[:12]}")
+
+        functions = client.CustomObjectsApi(api_client(str(kubeconfig)))
+        functions.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, function_manifest(repo.url))
+        functions.patch_namespaced_custom_object_status(GROUP, VERSION, NAMESPACE, PLURAL, NAME,
+                                                        built_status(first))
+        say(f"Function {NAMESPACE}/{NAME} created; its last build used commit {first[:12]}")
+
+        daemon = Daemon(DaemonConfig(kubeconfig=str(kubeconfig)))
+        runner = threading.Thread(target=daemon.run, name="daemon")
+        runner.start()
+        try:
+            if not wait_until(lambda: daemon.scheduler.planned(), DEADLINE_SECONDS):
+                say("FAILED: the daemon did not start watching the Function")
+                return 1
+            second = repo.commit("Say hello louder", files={"hello/handler.go": "package hello // v2\n"})
+            say(f"committed {second[:12]} to main; waiting for the daemon to notice")
+            patched = wait_until(lambda: _recorded(functions, second), DEADLINE_SECONDS)
+            if not patched:
+                say(f"FAILED: the Function's status did not move to {second[:12]}")
+                return 1
+            say("the Function received this status patch (status.build removed, so OpenFunction rebuilds):")
+            print(json.dumps({"status": patched.get("status")}, indent=2), flush=True)
+            for event in apiserver.list("v1", "Event", namespace=NAMESPACE):
+                say(f"Event {event['type']} {event['reason']}: {event['message']}")
+        finally:
+            daemon.stop()
+            runner.join()
+    say(f"done in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def _recorded(functions: client.CustomObjectsApi, commit: str) -> dict[str, Any] | None:
+    obj = functions.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME)
+    sources = (obj.get("status") or {}).get("sources") or []
+    return obj if any((s.get("git") or {}).get("commitSha") == commit for s in sources) else None
