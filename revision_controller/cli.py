@@ -76,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         daemon = Daemon(config)
     except (ConfigException, OSError) as error:
         where = args.kubeconfig or "the in-cluster service account"
-        print(f"revision-controller: cannot configure the Kubernetes client from {where}: {error}",
-              file=sys.stderr)
+        hint = "check the file" if args.kubeconfig else "outside a cluster, pass --kubeconfig PATH"
+        print(f"revision-controller: cannot configure the Kubernetes client from {where}: {error} "
+              f"({hint})", file=sys.stderr)
         return 2
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: daemon.stop())
