@@ -1,0 +1,87 @@
+"""The errors providers raise, worded once for every host.
+
+Messages are built from the status code and the repository, never from a
+library's exception text, so a token can never slip into one. Providers raise
+these `from None` for the same reason: a server may echo a request back in its
+error body, and a chained exception would carry that into logged tracebacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from providers.base import GitSource, NotFound, ProviderError, Unauthorized, Unavailable
+from providers.urls import redact
+
+_TOKEN_HINT = "needs a token in the credentials Secret"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a request asked about: a repository, and the branch if there was one."""
+
+    source: GitSource
+    branch: str | None = None
+
+    def __str__(self) -> str:
+        server = f" on {self.source.server}" if self.source.server else ""
+        text = f"{self.source.repo_type} repository {redact(self.source.repository)}{server}"
+        return text if self.branch is None else f"{text}, branch {self.branch!r}"
+
+
+def for_status(status: int, subject: Subject, *, has_token: bool,
+               rate_limited: bool = False) -> ProviderError:
+    """The error an HTTP status code means for this request."""
+    if rate_limited or status == 429:
+        hint = ("" if has_token else
+                "; anonymous requests get a low limit: put a token in the credentials Secret")
+        return Unavailable(f"{subject}: rate limited by the server (HTTP {status}){hint}")
+    if status in (401, 403):
+        return Unauthorized(f"{subject}: {_refused(status, has_token)}")
+    if status == 404:
+        return NotFound(f"{subject}: not found (HTTP 404): no such repository or branch, "
+                        f"or it is private and {_TOKEN_HINT}")
+    if status >= 500:
+        return Unavailable(f"{subject}: server error (HTTP {status})")
+    return ProviderError(f"{subject}: unexpected answer from the server (HTTP {status})")
+
+
+def _refused(status: int, has_token: bool) -> str:
+    what = "the server rejected the credentials" if status == 401 else "access denied"
+    if has_token:
+        return (f"{what} (HTTP {status}): check that the token in the credentials Secret "
+                "is valid and can read this repository")
+    return f"{what} (HTTP {status}): the repository {_TOKEN_HINT}"
+
+
+def timed_out(subject: Subject, timeout: float) -> Unavailable:
+    return Unavailable(f"{subject}: no answer within {timeout:g}s")
+
+
+def unreachable(subject: Subject, error: BaseException) -> Unavailable:
+    return Unavailable(f"{subject}: cannot reach the server ({_root_cause(error)})")
+
+
+def bad_answer(subject: Subject) -> Unavailable:
+    return Unavailable(f"{subject}: the server's answer could not be read")
+
+
+def no_commits(subject: Subject) -> NotFound:
+    return NotFound(f"{subject}: no commits: the branch does not exist or is empty")
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what caused it, innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps its cause here
+        current = reason if isinstance(reason, BaseException) else (current.__cause__ or current.__context__)
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost exception's class name: says what went wrong, and holds no text."""
+    return type(list(causes(error))[-1]).__name__

@@ -1,0 +1,99 @@
+"""Reading a repository's location out of the URL a Function gives.
+
+GitHub, GitLab and Gitee accept the same spellings of a clone URL; this module
+is the one place that understands them. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from providers.base import InvalidSource
+
+# git@host:owner/repo.git, the scp-like form ssh clone URLs take.
+_SCP_LIKE = re.compile(r"^(?P<user>[^@/\s]+)@(?P<host>[^:/\s]+):(?P<path>[^\s]+)$")
+_PATH_SEGMENT = re.compile(r"^[\w.+-]+$")
+
+
+@dataclass(frozen=True)
+class RepositoryURL:
+    """A clone URL taken apart: where the web server is, and the repository path."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+
+    @property
+    def origin(self) -> str:
+        """The web server's origin; ssh URLs name the same host over https."""
+        if self.scheme in ("http", "https"):
+            port = f":{self.port}" if self.port else ""
+            return f"{self.scheme}://{self.host}{port}"
+        return f"https://{self.host}"
+
+    @property
+    def segments(self) -> list[str]:
+        return self.path.split("/")
+
+
+def parse_repository_url(url: str, *, example: str) -> RepositoryURL:
+    """Split a clone URL (https, http, ssh:// or git@host:path) into host and path.
+
+    The path loses its slashes at either end and a trailing `.git`. `example`
+    is shown to the user when the URL cannot be read."""
+    text = url.strip()
+    scp = _SCP_LIKE.match(text)
+    if scp and "://" not in text:
+        return _repository_url("ssh", scp["host"], None, scp["path"], url, example)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https", "ssh") or not parts.hostname:
+        raise InvalidSource(f"cannot read a repository from URL {redact(url)!r}: write it as {example}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidSource(f"URL {redact(url)!r} has an invalid port: write it as {example}") from None
+    return _repository_url(parts.scheme, parts.hostname, port, parts.path, url, example)
+
+
+def _repository_url(scheme: str, host: str, port: int | None, path: str,
+                    url: str, example: str) -> RepositoryURL:
+    path = path.strip("/").removesuffix(".git").strip("/")
+    if not is_repository_path(path):
+        raise InvalidSource(f"URL {redact(url)!r} does not name a repository: write it as {example}")
+    return RepositoryURL(scheme=scheme, host=host.lower(), port=port, path=path)
+
+
+def is_repository_path(path: str) -> bool:
+    """Whether `path` is slash-separated names that are safe to put into an API URL."""
+    segments = path.split("/")
+    return bool(path) and all(_PATH_SEGMENT.match(s) and s not in (".", "..") for s in segments)
+
+
+def owner_and_repo(url: str, *, example: str) -> tuple[RepositoryURL, str]:
+    """The URL and its `owner/repo`, for hosts whose repositories sit exactly two levels deep."""
+    parsed = parse_repository_url(url, example=example)
+    if len(parsed.segments) != 2:
+        raise InvalidSource(f"URL {redact(url)!r} names {parsed.path!r}, not OWNER/REPO: "
+                            f"write it as {example}")
+    return parsed, parsed.path
+
+
+def redact(url: str) -> str:
+    """The URL without any user or password written into it, safe to show."""
+    parts = urlsplit(url.strip())
+    if "@" not in parts.netloc or not parts.scheme:
+        return url.strip()
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+def normalise_base_url(base_url: str, *, example: str) -> str:
+    """A base URL without surrounding whitespace or trailing slashes."""
+    text = base_url.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidSource(f"base-url {redact(base_url)!r} is not an http(s) URL: write it as {example}")
+    return text

@@ -1,0 +1,287 @@
+"""A git server on loopback for tests and the demo, in pure Python.
+
+Serves bare repositories from a temporary directory over git's smart HTTP
+protocol (dulwich's WSGI app) on an ephemeral port, from a background thread:
+
+    with GitServer() as server:
+        repo = server.create_repository("demo", branch="main")
+        sha = repo.commit("add greeting", files={"hello.txt": "hi"})
+        repo.url                  # http://127.0.0.1:PORT/demo.git
+        server.ls_remote_count("demo")  # how many ls-remotes clients made
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from types import TracebackType
+from typing import Any, Callable, NamedTuple
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from dulwich.index import commit_tree
+from dulwich.objects import Blob, Commit
+from dulwich.repo import Repo
+from dulwich.server import BackendRepo, FileSystemBackend
+from dulwich.web import make_wsgi_chain
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+AUTHOR = b"Revision Controller Demo <demo@example.invalid>"
+FILE_MODE = 0o100644
+_BRANCHES = b"refs/heads/"
+
+
+class ServedRequest(NamedTuple):
+    """One HTTP request the server received; unpacks as `method, path`."""
+
+    method: str
+    path: str
+
+    def lists_refs_of(self, repository: str | None = None) -> bool:
+        """Whether this request starts an ls-remote (or a fetch) of `repository`, or of any."""
+        if self.method != "GET" or not self.path.endswith("/info/refs"):
+            return False
+        return repository is None or self.path == f"/{repository}.git/info/refs"
+
+
+@dataclass(frozen=True)
+class HostedRepository:
+    """A bare repository the server hosts; commits go straight into it."""
+
+    name: str
+    path: Path
+    url: str
+    default_branch: str
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def commit(self, message: str, files: Mapping[str, str | bytes] | None = None, *,
+               branch: str | None = None) -> str:
+        """Add a commit on `branch` (default: the default branch) and return its full sha.
+
+        `files` are written over the parent's tree. A branch that does not exist
+        yet starts from the head of the default branch."""
+        ref = _ref(branch or self.default_branch)
+        with self._lock, Repo(str(self.path)) as repo:
+            parent = _sha_of(repo, ref) or _sha_of(repo, _ref(self.default_branch))
+            tree = _tree_with(repo, parent, files or {})
+            sha = _store_commit(repo, tree, parent, message)
+            repo.refs[ref] = sha
+        return sha.decode("ascii")
+
+    def head(self, branch: str | None = None) -> str | None:
+        """The sha `branch` (default: the default branch) points at, None if it has no commits."""
+        with Repo(str(self.path)) as repo:
+            sha = _sha_of(repo, _ref(branch or self.default_branch))
+        return sha.decode("ascii") if sha else None
+
+
+class GitServer:
+    """Serves repositories over smart HTTP on 127.0.0.1 until stopped.
+
+    With `password`, every request needs HTTP Basic credentials with that
+    password (any user name), as hosts that take a token as the password do."""
+
+    def __init__(self, *, password: str | None = None, host: str = "127.0.0.1") -> None:
+        self._password = password
+        self._host = host
+        self._requests: list[ServedRequest] = []
+        self._requests_lock = threading.Lock()
+        self._root: Path | None = None
+        self._httpd: _ThreadingWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> GitServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._root = Path(tempfile.mkdtemp(prefix="gitserver-"))
+        app: WSGIApp = make_wsgi_chain(_DirectoryBackend(str(self._root)))
+        if self._password is not None:
+            app = _requiring_password(app, self._password)
+        self._httpd = make_server(self._host, 0, self._recording(app),
+                                  server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"gitserver-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.release_connections()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+        self._httpd = self._thread = self._root = None
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "the server is not running"
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def requests(self) -> list[ServedRequest]:
+        """Every request received so far, oldest first (a copy)."""
+        with self._requests_lock:
+            return list(self._requests)
+
+    def ls_remote_count(self, repository: str | None = None) -> int:
+        """How many ref advertisements clients asked for (of `repository`, or of any): one per
+        ls-remote."""
+        return sum(request.lists_refs_of(repository) for request in self.requests)
+
+    def create_repository(self, name: str, branch: str = "main", *,
+                          empty: bool = False) -> HostedRepository:
+        """A new bare repository whose HEAD is `branch`, with one commit unless `empty`."""
+        assert self._root is not None, "start the server first"
+        path = self._root / f"{name}.git"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Repo.init_bare(str(path), mkdir=True, default_branch=branch.encode()).close()
+        repository = HostedRepository(name=name, path=path, url=f"{self.url}/{name}.git",
+                                      default_branch=branch)
+        if not empty:
+            repository.commit("initial commit", files={"README.md": f"# {name}\n"})
+        return repository
+
+    @contextmanager
+    def hang(self) -> Iterator[None]:
+        """Within this block the server accepts connections but never reads or answers them,
+        like a hung host. They are closed when the block ends; none count as requests."""
+        assert self._httpd is not None, "start the server first"
+        self._httpd.park_connections()
+        try:
+            yield
+        finally:
+            self._httpd.release_connections()
+
+    def _recording(self, app: WSGIApp) -> WSGIApp:
+        def recorded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            request = ServedRequest(method=environ["REQUEST_METHOD"], path=environ["PATH_INFO"])
+            with self._requests_lock:
+                self._requests.append(request)
+            return app(environ, start_response)
+        return recorded
+
+
+def _ref(branch: str) -> bytes:
+    return _BRANCHES + branch.encode()
+
+
+def _sha_of(repo: Repo, ref: bytes) -> bytes | None:
+    try:
+        return repo.refs[ref]
+    except KeyError:
+        return None
+
+
+def _tree_with(repo: Repo, parent: bytes | None, files: Mapping[str, str | bytes]) -> bytes:
+    entries: dict[bytes, tuple[bytes, int]] = {}
+    if parent is not None:
+        for entry in repo.object_store.iter_tree_contents(repo[parent].tree):
+            entries[entry.path] = (entry.sha, entry.mode)
+    for name, content in files.items():
+        blob = Blob.from_string(content.encode() if isinstance(content, str) else content)
+        repo.object_store.add_object(blob)
+        entries[name.encode()] = (blob.id, FILE_MODE)
+    return commit_tree(repo.object_store, [(path, sha, mode) for path, (sha, mode) in entries.items()])
+
+
+def _store_commit(repo: Repo, tree: bytes, parent: bytes | None, message: str) -> bytes:
+    commit = Commit()
+    commit.tree = tree
+    commit.parents = [parent] if parent else []
+    commit.author = commit.committer = AUTHOR
+    commit.author_time = commit.commit_time = int(time.time())
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.encoding = b"UTF-8"
+    commit.message = message.encode() + b"\n"
+    repo.object_store.add_object(commit)
+    return commit.id
+
+
+def _requiring_password(app: WSGIApp, password: str) -> WSGIApp:
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        given = _basic_password(environ.get("HTTP_AUTHORIZATION", ""))
+        if hmac.compare_digest(given.encode(), password.encode()):
+            return app(environ, start_response)
+        start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'),
+                                            ("Content-Type", "text/plain")])
+        return [b"authentication required\n"]
+    return guarded
+
+
+def _basic_password(header: str) -> str:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        credentials = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return credentials.partition(":")[2]
+
+
+class _DirectoryBackend(FileSystemBackend):
+    def open_repository(self, path: str | bytes) -> BackendRepo:
+        # dulwich.web passes "/name.git" (bytes for fetches), which os.path.join would
+        # take as an absolute path outside the root.
+        return super().open_repository(os.fsdecode(path).lstrip("/"))
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a slow request must not hold up stop()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parking = threading.Lock()
+        self._parked: list[socket.socket] | None = None
+
+    def park_connections(self) -> None:
+        with self._parking:
+            self._parked = []
+
+    def release_connections(self) -> None:
+        with self._parking:
+            parked, self._parked = self._parked or [], None
+        for connection in parked:
+            self.shutdown_request(connection)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._parking:
+            if self._parked is not None:
+                self._parked.append(request)
+                return
+        super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out and hang up are expected here, not news.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)

@@ -1,0 +1,212 @@
+"""The git provider against real servers on loopback: git http-backend and the dulwich GitServer."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from providers import git
+from providers.base import GitSource, InvalidSource, NotFound, Unauthorized, Unavailable
+from revision_controller.testing.gitserver import GitServer
+from tests.providers.conftest import TOKEN, GitHttpBackend, assert_token_hidden
+
+
+def provider(url: str, token: str | None = None, timeout: float = 5) -> git.Provider:
+    return git.Provider(git.parse_source(url), token, timeout)
+
+
+@pytest.fixture
+def server() -> Iterator[GitServer]:
+    with GitServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def locked_server() -> Iterator[GitServer]:
+    with GitServer(password=TOKEN) as srv:
+        yield srv
+
+
+def test_the_clone_url_is_the_repository() -> None:
+    assert git.parse_source("  https://git.example.com/team/app.git \n") == GitSource(
+        repo_type="git", server="", repository="https://git.example.com/team/app.git")
+
+
+@pytest.mark.parametrize("url", ["git@git.example.com:team/app.git", "ssh://git@git.example.com/team/app.git",
+                                 "git.example.com/team/app.git", "", "file:///srv/app.git"])
+def test_anything_but_http_is_invalid_and_the_error_says_to_use_https(url: str) -> None:
+    with pytest.raises(InvalidSource, match="ssh is not supported|not ssh") as caught:
+        git.parse_source(url)
+    assert "https://" in str(caught.value)
+
+
+class TestAgainstGitHttpBackend:
+    def test_head_follows_new_commits(self, git_http_backend: GitHttpBackend) -> None:
+        work = git_http_backend.create_repository("app")
+        first = work.head()
+        p = provider(work.url)
+
+        assert p.head("main") == first
+        second = work.commit("main", "second")
+        assert p.head("main") == second != first
+
+    def test_other_branches_and_a_custom_default_branch(self, git_http_backend: GitHttpBackend) -> None:
+        work = git_http_backend.create_repository("app", branch="trunk")
+        feature = work.commit("feature/x", "on a feature branch")
+        p = provider(work.url)
+
+        assert p.default_branch() == "trunk"
+        assert p.head("feature/x") == feature
+
+    def test_missing_branch_and_missing_repository_are_not_found(
+            self, git_http_backend: GitHttpBackend) -> None:
+        work = git_http_backend.create_repository("app")
+
+        with pytest.raises(NotFound, match="'nope': the repository has no such branch"):
+            provider(work.url).head("nope")
+        with pytest.raises(NotFound, match="HTTP 404"):
+            provider(f"{git_http_backend.url}/absent.git").head("main")
+
+    def test_token_goes_as_basic_password_and_none_without_token(
+            self, git_http_backend: GitHttpBackend) -> None:
+        work = git_http_backend.create_repository("app")
+
+        provider(work.url, token=TOKEN).head("main")
+        provider(work.url).default_branch()
+
+        expected = "Basic " + base64.b64encode(f"git:{TOKEN}".encode()).decode()
+        by_token = {r.authorization for r in git_http_backend.requests}
+        assert by_token == {expected, None}
+
+    def test_protocol_v2_asks_only_for_the_branch(self, git_http_backend: GitHttpBackend,
+                                                  request: pytest.FixtureRequest) -> None:
+        work = git_http_backend.create_repository("app")
+        git_http_backend.requests.clear()
+
+        provider(work.url).head("main")
+
+        methods = [r.method for r in git_http_backend.requests]
+        v2 = "protocol-v2" in request.node.callspec.id
+        assert methods == (["GET", "POST"] if v2 else ["GET"])
+
+
+class TestAgainstDulwichGitServer:
+    def test_a_commit_moves_the_head_one_ls_remote_per_question(self, server: GitServer) -> None:
+        repo = server.create_repository("demo")
+        p = provider(repo.url)
+
+        assert p.head("main") == repo.head("main")
+        moved = repo.commit("change", files={"hello.txt": "hi"})
+        assert p.head("main") == moved
+        assert p.default_branch() == "main"
+        assert server.ls_remote_count("demo") == 3
+
+    def test_default_branch_other_than_main(self, server: GitServer) -> None:
+        assert provider(server.create_repository("demo", branch="trunk").url).default_branch() == "trunk"
+
+    def test_missing_branch_and_empty_repository_are_not_found(self, server: GitServer) -> None:
+        with pytest.raises(NotFound, match="'nope'"):
+            provider(server.create_repository("demo").url).head("nope")
+        with pytest.raises(NotFound, match="'main'"):
+            provider(server.create_repository("empty", empty=True).url).head("main")
+
+    def test_wrong_or_missing_token_is_unauthorized(self, locked_server: GitServer) -> None:
+        repo = locked_server.create_repository("demo")
+
+        with pytest.raises(Unauthorized, match="check that the token") as wrong:
+            provider(repo.url, token="not-" + TOKEN).head("main")
+        with pytest.raises(Unauthorized, match="needs a token in the credentials Secret"):
+            provider(repo.url).head("main")
+        assert provider(repo.url, token=TOKEN).head("main") == repo.head()
+        assert_token_hidden(wrong.value)
+
+    def test_credentials_written_in_the_url_are_used_and_never_shown(self, locked_server: GitServer) -> None:
+        repo = locked_server.create_repository("demo")
+        with_password = repo.url.replace("http://", f"http://user:{TOKEN}@")
+        wrong = repo.url.replace("http://", f"http://user:{TOKEN}x@")
+
+        assert provider(with_password).head("main") == repo.head()
+        with pytest.raises(Unauthorized) as caught:
+            provider(wrong).head("main")
+        assert "***@127.0.0.1" in str(caught.value)
+        assert_token_hidden(caught.value)
+
+    def test_a_hung_server_is_unavailable_after_the_timeout(self, server: GitServer) -> None:
+        p = provider(server.create_repository("demo").url, timeout=0.5)
+
+        with server.hang():
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match="no answer within 0.5s"):
+                p.head("main")
+            elapsed = time.monotonic() - started
+
+        assert 0.4 < elapsed < 1.5
+        assert p.head("main")  # the same provider recovers once the server answers again
+
+    def test_closed_port_is_unavailable(self) -> None:
+        with GitServer() as srv:
+            url = srv.create_repository("demo").url
+        with pytest.raises(Unavailable, match="cannot reach the server"):
+            provider(url, timeout=2).head("main")
+
+
+@pytest.mark.parametrize("status, error, text", [
+    (401, Unauthorized, "HTTP 401"), (403, Unauthorized, "HTTP 403"), (404, NotFound, "HTTP 404"),
+    (500, Unavailable, "HTTP 500"), (503, Unavailable, "HTTP 503"),
+])
+def test_http_statuses_from_other_servers(status: int, error: type[Exception], text: str) -> None:
+    with answering_with(status, {"WWW-Authenticate": 'Basic realm="x"'}) as url:
+        with pytest.raises(error, match=text) as caught:
+            provider(url, token=TOKEN).head("main")
+    assert_token_hidden(caught.value)
+
+
+def test_retry_after_is_not_slept_through() -> None:
+    with answering_with(503, {"Retry-After": "30"}) as url:
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="HTTP 503"):
+            provider(url).head("main")
+    assert time.monotonic() - started < 2
+
+
+def test_redirects_to_the_repository_are_followed(server: GitServer) -> None:
+    repo = server.create_repository("demo")
+
+    with answering_with(301, {"Location": repo.url + "/info/refs?service=git-upload-pack"}) as url:
+        p = provider(url)
+        assert p.head("main") == repo.head()
+
+
+@contextmanager
+def answering_with(status: int, headers: dict[str, str]) -> Iterator[str]:
+    """A web server on loopback that answers every request alike; yields a repository URL."""
+    handler = type("Fixed", (_FixedAnswer,), {"status": status, "headers_to_send": headers})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/repo.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _FixedAnswer(BaseHTTPRequestHandler):
+    status = 500
+    headers_to_send: dict[str, str] = {}
+
+    def do_GET(self) -> None:
+        self.send_response(self.status)
+        for name, value in self.headers_to_send.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass

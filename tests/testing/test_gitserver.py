@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dulwich.client import get_transport_and_path
+from dulwich.object_store import tree_lookup_path
+from dulwich.repo import Repo
+
+from revision_controller.testing.gitserver import GitServer, HostedRepository, ServedRequest
+
+
+@pytest.fixture
+def server() -> Iterator[GitServer]:
+    with GitServer() as srv:
+        yield srv
+
+
+def ls_remote(url: str) -> dict[bytes, bytes | None]:
+    client, path = get_transport_and_path(url)
+    return client.get_refs(path.encode()).refs
+
+
+def read_file(repo: HostedRepository, sha: str, name: str) -> bytes:
+    with Repo(str(repo.path)) as r:
+        _, blob = tree_lookup_path(r.__getitem__, r[sha.encode()].tree, name.encode())
+        return r[blob].data
+
+
+def raw_connection(srv: GitServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+
+
+def test_repository_is_served_with_its_first_commit(server: GitServer) -> None:
+    repo = server.create_repository("demo")
+
+    assert repo.url == f"http://127.0.0.1:{server.port}/demo.git"
+    refs = ls_remote(repo.url)
+    assert refs[b"refs/heads/main"] == repo.head("main").encode()
+    assert read_file(repo, repo.head(), "README.md") == b"# demo\n"
+
+
+def test_commit_moves_the_branch_and_keeps_earlier_files(server: GitServer) -> None:
+    repo = server.create_repository("demo")
+    first = repo.head()
+
+    sha = repo.commit("greet", files={"docs/hello.txt": "hi", "data.bin": b"\x00\x01"})
+
+    assert len(sha) == 40 and sha != first
+    assert repo.head() == sha
+    assert ls_remote(repo.url)[b"refs/heads/main"] == sha.encode()
+    assert read_file(repo, sha, "docs/hello.txt") == b"hi"
+    assert read_file(repo, sha, "data.bin") == b"\x00\x01"
+    assert read_file(repo, sha, "README.md") == b"# demo\n"
+
+
+def test_a_new_branch_starts_from_the_default_branch(server: GitServer) -> None:
+    repo = server.create_repository("demo", branch="trunk")
+    base = repo.head()
+
+    feature = repo.commit("feature work", branch="feature/x")
+
+    assert repo.head("trunk") == base
+    assert repo.head("feature/x") == feature
+    with Repo(str(repo.path)) as r:
+        assert r[feature.encode()].parents == [base.encode()]
+        assert r.refs.get_symrefs()[b"HEAD"] == b"refs/heads/trunk"
+
+
+def test_empty_repository_has_no_head(server: GitServer) -> None:
+    repo = server.create_repository("empty", empty=True)
+
+    assert repo.head() is None
+    assert b"refs/heads/main" not in ls_remote(repo.url)
+
+
+def test_requests_are_recorded_and_ls_remotes_counted(server: GitServer) -> None:
+    repo = server.create_repository("demo")
+
+    ls_remote(repo.url)
+    ls_remote(repo.url)
+
+    other = server.create_repository("other")
+    ls_remote(other.url)
+
+    method, path = server.requests[0]
+    assert (method, path) == ("GET", "/demo.git/info/refs")
+    assert server.requests[0] == ServedRequest("GET", "/demo.git/info/refs")
+    assert server.ls_remote_count("demo") == 2
+    assert server.ls_remote_count("other") == 1
+    assert server.ls_remote_count() == 3
+
+
+def test_password_is_required_when_set() -> None:
+    with GitServer(password="pw") as srv:
+        repo = srv.create_repository("demo")
+        refs_url = f"{repo.url}/info/refs?service=git-upload-pack"
+
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(refs_url, timeout=5)
+        assert refused.value.code == 401
+        assert refused.value.headers["WWW-Authenticate"].startswith("Basic")
+
+        for user, password, expected in [("anyone", "pw", 200), ("anyone", "wrong", 401)]:
+            credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request = urllib.request.Request(refs_url, headers={"Authorization": f"Basic {credentials}"})
+            try:
+                status = urllib.request.urlopen(request, timeout=5).status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            assert status == expected
+
+
+def test_hang_accepts_but_never_answers_then_hangs_up(server: GitServer) -> None:
+    repo = server.create_repository("demo")
+
+    with server.hang():
+        connection = raw_connection(server)
+        connection.sendall(b"GET /demo.git/info/refs HTTP/1.0\r\n\r\n")
+        connection.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            connection.recv(1)
+    connection.settimeout(5)
+
+    assert connection.recv(1) == b""  # closed when the block ended
+    assert ls_remote(repo.url)[b"refs/heads/main"] == repo.head().encode()
+    assert server.ls_remote_count() == 1
+
+
+def test_requests_are_served_concurrently(server: GitServer) -> None:
+    repo = server.create_repository("demo")
+    stalled = raw_connection(server)
+    stalled.sendall(b"GET /demo.git/info/refs HTTP/1.0\r\n")  # never finishes its headers
+
+    assert ls_remote(repo.url)[b"refs/heads/main"] == repo.head().encode()
+    stalled.close()
+
+
+def test_stop_is_prompt_and_releases_port_and_files() -> None:
+    srv = GitServer()
+    srv.start()
+    repo = srv.create_repository("demo")
+    port = srv.port
+    stalled = raw_connection(srv)
+    stalled.sendall(b"GET / HTTP/1.0\r\n")
+
+    started = time.monotonic()
+    srv.stop()
+
+    assert time.monotonic() - started < 1
+    assert not repo.path.exists()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+    stalled.close()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="the git CLI is not installed")
+def test_git_cli_can_clone_what_the_server_serves(server: GitServer, tmp_path: Path) -> None:
+    repo = server.create_repository("demo")
+    sha = repo.commit("greet", files={"hello.txt": "hi"})
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "clone", "--quiet", repo.url, str(tmp_path / "clone")], check=True,
+                   env=env, timeout=30, capture_output=True)
+
+    assert (tmp_path / "clone" / "hello.txt").read_text() == "hi"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path / "clone", env=env,
+                          capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    assert head == sha
