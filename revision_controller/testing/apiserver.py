@@ -1,0 +1,675 @@
+"""A Kubernetes API server stand-in on loopback for tests: real HTTP, real client.
+
+`ApiServer` serves the kinds in `store.RESOURCES` over HTTP/1.1 with the URL
+shapes, status codes, watch streams and error bodies of the real server, and
+gives tests direct access to the same store. Run it alone with
+`python -m revision_controller.testing.apiserver --port N --kubeconfig PATH`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import enum
+import json
+import re
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import yaml
+
+from revision_controller.testing.patches import PatchError, json_patch, merge_patch
+from revision_controller.testing.store import (JSON, RESOURCES, ApiError, EndReason, ResourceType,
+                                               Selector, Store, Subscription, Target, bad_request)
+
+TOKEN = "apiserver-standin-token"
+DEFAULT_WATCH_TIMEOUT_SECONDS = 1800
+WATCH_POLL_SECONDS = 0.25  # how often an idle watch checks whether its client went away
+UNAUTHENTICATED_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+VERSION_INFO: JSON = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-standin",
+                      "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+                      "buildDate": "2024-01-01T00:00:00Z", "goVersion": "go1.22.0", "compiler": "gc",
+                      "platform": "linux/amd64"}
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    authorization: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server saw it, for tests that count calls."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    body: JSON | str
+
+    @classmethod
+    def error(cls, error: ApiError) -> Reply:
+        return cls(error.code, error.status())
+
+
+class Signal(enum.Enum):
+    TICK = "tick"  # nothing to send: a chance to notice a departed client
+    ABORT = "abort"  # cut the connection without ending the chunked stream
+
+
+WatchLines = Generator[bytes | Signal, None, None]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A watch response: newline-terminated JSON events, sent chunked."""
+
+    lines: WatchLines
+
+
+@dataclass(frozen=True)
+class Route:
+    resource: ResourceType
+    version: str
+    namespace: str | None
+    name: str | None
+    status: bool
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    code: int
+    remaining: int | None
+    body: JSON | None
+
+    def matches(self, request: Request) -> bool:
+        return self.method in ("*", request.method) and bool(self.path.search(request.path))
+
+
+_FAULT_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+                  405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType",
+                  422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
+                  503: "ServiceUnavailable", 504: "Timeout"}
+
+
+def _fault_status(code: int) -> JSON:
+    reason = _FAULT_REASONS.get(code, "Unknown")
+    return ApiError(code, reason, f"injected fault: {reason}").status()
+
+
+class Api:
+    """Everything between a parsed HTTP request and its answer; knows nothing of sockets."""
+
+    def __init__(self, store: Store, resources: tuple[ResourceType, ...], require_auth: bool) -> None:
+        self.store = store
+        self.resources = resources
+        self.require_auth = require_auth
+        self._lock = threading.Lock()
+        self._log: list[RequestRecord] = []
+        self._faults: list[Fault] = []
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._log)
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def find(self, api_version: str, kind_or_plural: str) -> tuple[ResourceType, str]:
+        group, _, version = api_version.rpartition("/")
+        for res in self.resources:
+            if res.group == group and version in res.versions and kind_or_plural in (res.kind, res.plural):
+                return res, version
+        raise KeyError(f"not served: {api_version} {kind_or_plural}")
+
+    def handle(self, request: Request) -> Reply | Stream:
+        with self._lock:
+            self._log.append(RequestRecord(request.method, request.path, request.query, request.content_type))
+        fault = self._take_fault(request)
+        if fault is not None:
+            return Reply(fault.code, fault.body if fault.body is not None else _fault_status(fault.code))
+        if self.require_auth and request.path not in UNAUTHENTICATED_PATHS and not _has_bearer(request):
+            return Reply.error(ApiError(401, "Unauthorized", "Unauthorized"))
+        try:
+            return self._serve(request)
+        except ApiError as error:
+            return Reply.error(error)
+        except PatchError as error:
+            return Reply.error(ApiError(422, "Invalid", str(error)))
+        except Exception as error:  # a bug here must still answer, as the real server's 500 does
+            traceback.print_exc()
+            return Reply.error(ApiError(500, "InternalError", f"Internal error occurred: {error!r}"))
+
+    def _take_fault(self, request: Request) -> Fault | None:
+        with self._lock:
+            fault = next((f for f in self._faults if f.matches(request)), None)
+            if fault is not None and fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+            return fault
+
+    def _serve(self, request: Request) -> Reply | Stream:
+        if request.path == "/version":
+            return Reply(200, VERSION_INFO)
+        if request.path in UNAUTHENTICATED_PATHS:
+            return Reply(200, "ok")
+        discovery = self._discovery(request.path)
+        if discovery is not None:
+            return Reply(200, discovery)
+        route = self._route(request.path)
+        if route is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        handler = {"GET": self._get, "POST": self._post, "PUT": self._put, "PATCH": self._patch,
+                   "DELETE": self._delete}.get(request.method)
+        if handler is None:
+            raise _method_not_allowed()
+        return handler(route, request)
+
+    def _route(self, path: str) -> Route | None:
+        parts = [unquote(part) for part in path.strip("/").split("/")]
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[0] == "apis" and len(parts) > 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return None
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if not 1 <= len(rest) <= 3 or (namespace is None and len(rest) > 1):
+            return None
+        plural, name, subresource = (rest + [None, None])[:3]
+        res = next((r for r in self.resources
+                    if (r.group, r.plural) == (group, plural) and version in r.versions), None)
+        if res is None or subresource not in (None, "status") or (subresource and not res.status_subresource):
+            return None
+        return Route(res, version, namespace, name, subresource == "status")
+
+    def _get(self, route: Route, request: Request) -> Reply | Stream:
+        res, version = route.resource, route.version
+        if route.name is not None:
+            return Reply(200, res.render(self.store.get(res, route.namespace or "", route.name), version))
+        selector = Selector.parse(res, request.query.get("labelSelector", ""),
+                                  request.query.get("fieldSelector", ""))
+        if _is_true(request.query.get("watch", "")):
+            return self._watch(route, request, selector)
+        items, rv = self.store.list_objects(res, route.namespace, selector)
+        return Reply(200, {"apiVersion": res.api_version(version), "kind": f"{res.kind}List",
+                           "metadata": {"resourceVersion": str(rv)},
+                           "items": [res.render(item, version) for item in items]})
+
+    def _watch(self, route: Route, request: Request, selector: Selector) -> Stream:
+        since = _resource_version(request.query.get("resourceVersion", ""))
+        timeout = _integer(request.query.get("timeoutSeconds", "")) or DEFAULT_WATCH_TIMEOUT_SECONDS
+        try:
+            sub = self.store.subscribe(route.resource, route.namespace, selector, since)
+        except ApiError as error:
+            if error.reason != "Expired":
+                raise
+            return Stream(_just(_event_line("ERROR", error.status())))
+        bookmarks = _is_true(request.query.get("allowWatchBookmarks", ""))
+        return Stream(self._events(sub, route, time.monotonic() + timeout, bookmarks))
+
+    def _events(self, sub: Subscription, route: Route, deadline: float, bookmarks: bool) -> WatchLines:
+        res, version = route.resource, route.version
+        try:
+            while True:
+                left = max(0.0, deadline - time.monotonic())
+                batch = self.store.next_events(sub, min(WATCH_POLL_SECONDS, left))
+                for event in batch.events:
+                    yield _event_line(event.type, res.render(event.obj, version))
+                if batch.ended is EndReason.ABORTED:
+                    yield Signal.ABORT
+                if batch.ended is not None:
+                    return
+                if time.monotonic() >= deadline:
+                    if bookmarks:
+                        yield _event_line("BOOKMARK", res.render(
+                            {"metadata": {"resourceVersion": str(batch.resource_version)}}, version))
+                    return
+                if not batch.events:
+                    yield Signal.TICK
+        finally:
+            self.store.unsubscribe(sub)
+
+    def _post(self, route: Route, request: Request) -> Reply:
+        if route.name is not None or route.namespace is None:
+            raise _method_not_allowed()
+        created = self.store.create(route.resource, route.namespace, _json_body(request))
+        return Reply(201, route.resource.render(created, route.version))
+
+    def _put(self, route: Route, request: Request) -> Reply:
+        if route.name is None:
+            raise _method_not_allowed()
+        res = route.resource
+        updated = self.store.update(res, route.namespace or "", route.name, _json_body(request),
+                                    _target(route), require_resource_version=res.custom)
+        return Reply(200, res.render(updated, route.version))
+
+    def _patch(self, route: Route, request: Request) -> Reply:
+        if route.name is None:
+            raise _method_not_allowed()
+        res, version = route.resource, route.version
+        apply = _patcher(res, version, request)
+        patched = self.store.patch(res, route.namespace or "", route.name, apply, _target(route))
+        return Reply(200, res.render(patched, version))
+
+    def _delete(self, route: Route, request: Request) -> Reply:
+        if route.name is None or route.status:
+            raise _method_not_allowed()
+        res = route.resource
+        deletion = self.store.delete(res, route.namespace or "", route.name)
+        if not deletion.gone:
+            return Reply(200, res.render(deletion.obj, route.version))
+        return Reply(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                           "details": {"name": route.name, "group": res.group, "kind": res.plural,
+                                       "uid": deletion.obj["metadata"]["uid"]}})
+
+    def _discovery(self, path: str) -> JSON | None:
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if path == "/apis":
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": self._groups()}
+        for group_version in {res.api_version(v) for res in self.resources for v in res.versions}:
+            prefix = "/api/" if "/" not in group_version else "/apis/"
+            if path == prefix + group_version:
+                return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                        "resources": list(self._api_resources(group_version))}
+        return None
+
+    def _groups(self) -> list[JSON]:
+        groups: list[JSON] = []
+        for name in dict.fromkeys(res.group for res in self.resources if res.group):
+            versions = dict.fromkeys(v for res in self.resources if res.group == name for v in res.versions)
+            entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+            groups.append({"name": name, "versions": entries, "preferredVersion": entries[-1]})
+        return groups
+
+    def _api_resources(self, group_version: str) -> Iterable[JSON]:
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        for res in self.resources:
+            if group_version in {res.api_version(v) for v in res.versions}:
+                yield {"name": res.plural, "singularName": res.kind.lower(), "namespaced": True,
+                       "kind": res.kind, "verbs": verbs}
+                if res.status_subresource:
+                    yield {"name": f"{res.plural}/status", "singularName": "", "namespaced": True,
+                           "kind": res.kind, "verbs": ["get", "patch", "update"]}
+
+
+def _patcher(res: ResourceType, version: str, request: Request) -> Callable[[JSON], JSON]:
+    content_type = request.content_type
+    if content_type == MERGE_PATCH or (content_type == STRATEGIC_MERGE_PATCH and not res.custom):
+        patch = _json_body(request)
+        return lambda obj: merge_patch(res.render(obj, version), patch)
+    if content_type == JSON_PATCH:
+        operations = _json_value(request)
+        if not isinstance(operations, list):
+            raise bad_request("the JSON patch is not a JSON array of operations")
+        return lambda obj: json_patch(res.render(obj, version), operations)
+    raise ApiError(415, "UnsupportedMediaType",
+                   "the body of the request was in an unknown format - accepted media types include: "
+                   f"{JSON_PATCH}, {MERGE_PATCH}" + ("" if res.custom else f", {STRATEGIC_MERGE_PATCH}"))
+
+
+def _target(route: Route) -> Target:
+    return Target.STATUS if route.status else Target.MAIN
+
+
+def _method_not_allowed() -> ApiError:
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+
+def _json_value(request: Request) -> Any:
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError as error:
+        raise bad_request(f"the request body is not valid JSON: {error}") from None
+
+
+def _json_body(request: Request) -> JSON:
+    body = _json_value(request)
+    if not isinstance(body, dict):
+        raise bad_request("the request body is not a JSON object")
+    return body
+
+
+def _has_bearer(request: Request) -> bool:
+    scheme, _, token = request.authorization.partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip())
+
+
+def _is_true(value: str) -> bool:
+    """Go's strconv.ParseBool, which the server uses for query flags."""
+    return value in ("1", "t", "T", "true", "TRUE", "True")
+
+
+def _integer(value: str) -> int:
+    try:
+        return int(value) if value else 0
+    except ValueError:
+        raise bad_request(f"invalid integer: {value!r}") from None
+
+
+def _resource_version(value: str) -> int | None:
+    """None for "start with the current state": an absent or "0" resourceVersion."""
+    if value in ("", "0"):
+        return None
+    if not value.isdigit():
+        raise bad_request(f"invalid resource version: {value!r}")
+    return int(value)
+
+
+def _event_line(event_type: str, obj: JSON) -> bytes:
+    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+def _just(line: bytes) -> WatchLines:
+    yield line
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        response = self.server.api.handle(self._request())
+        if isinstance(response, Stream):
+            self._send_stream(response)
+        else:
+            self._send_reply(response)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests read `ApiServer.requests` instead
+
+    def _request(self) -> Request:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        return Request(method=self.command, path=url.path.rstrip("/") or "/",
+                       query=dict(parse_qsl(url.query, keep_blank_values=True)),
+                       content_type=(self.headers.get("Content-Type") or "").split(";")[0].strip(),
+                       authorization=self.headers.get("Authorization") or "",
+                       body=self.rfile.read(length) if length else b"")
+
+    def _send_reply(self, reply: Reply) -> None:
+        if isinstance(reply.body, str):
+            payload, content_type = reply.body.encode(), "text/plain; charset=utf-8"
+        else:
+            payload, content_type = json.dumps(reply.body).encode(), "application/json"
+        self.send_response(reply.code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_stream(self, stream: Stream) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for line in stream.lines:
+                if line is Signal.ABORT:
+                    self._abort()
+                    return
+                if line is Signal.TICK:
+                    if self._client_gone():
+                        self.close_connection = True
+                        return
+                    continue
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+        finally:
+            stream.lines.close()
+
+    def _abort(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() closes connections itself instead of joining their threads
+
+    def __init__(self, address: tuple[str, int], api: Api) -> None:
+        self.api = api
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class ApiServer:
+    """The stand-in server. `stop()` cuts every connection, open watches included;
+    `start()` again restarts it on the same port with the same objects.
+
+    Test helpers take the same paths as HTTP requests, so they bump the
+    resourceVersion and reach open watches; unlike HTTP they need no
+    resourceVersion on update and `create` keeps a given status."""
+
+    def __init__(self, port: int = 0, history_limit: int = 1000, *, host: str = "127.0.0.1",
+                 require_auth: bool = True) -> None:
+        self.port = port
+        self.host = host
+        self._store = Store(history_limit)
+        self._api = Api(self._store, RESOURCES, require_auth)
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ApiServer:
+        if self._server is None:
+            self._server = _HTTPServer((self.host, self.port), self._api)
+            self.port = self._server.server_address[1]
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name=f"apiserver:{self.port}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._store.end_watches(EndReason.ABORTED)
+        self._server.close_connections()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> ApiServer:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
+        path = Path(path)
+        config = {"apiVersion": "v1", "kind": "Config", "preferences": {},
+                  "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
+                  "users": [{"name": "standin", "user": {"token": TOKEN}}],
+                  "contexts": [{"name": "standin",
+                                "context": {"cluster": "standin", "user": "standin", "namespace": namespace}}],
+                  "current-context": "standin"}
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    @property
+    def resource_version(self) -> int:
+        return self._store.resource_version
+
+    def create(self, obj: JSON) -> JSON:
+        """Store `obj` (its apiVersion and kind pick the resource), status included."""
+        res, version = self._api.find(obj.get("apiVersion", ""), obj.get("kind", ""))
+        namespace = obj.get("metadata", {}).get("namespace") or "default"
+        return res.render(self._store.create(res, namespace, obj, keep_status=True), version)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> JSON | None:
+        res, version = self._api.find(api_version, kind)
+        try:
+            return res.render(self._store.get(res, namespace, name), version)
+        except ApiError:
+            return None
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None) -> builtins.list[JSON]:
+        res, version = self._api.find(api_version, kind)
+        return [res.render(item, version) for item in self._store.list_objects(res, namespace)[0]]
+
+    def update(self, obj: JSON) -> JSON:
+        """Replace the main resource; a resourceVersion in `obj` is a precondition."""
+        res, version = self._api.find(obj.get("apiVersion", ""), obj.get("kind", ""))
+        meta = obj.get("metadata", {})
+        updated = self._store.update(res, meta.get("namespace") or "default", meta["name"], obj,
+                                     Target.MAIN, require_resource_version=False)
+        return res.render(updated, version)
+
+    def patch(self, api_version: str, kind: str, namespace: str, name: str, patch: JSON) -> JSON:
+        """Merge-patch the main resource (status stays as it is)."""
+        return self._merge_patch(api_version, kind, namespace, name, patch, Target.MAIN)
+
+    def patch_status(self, api_version: str, kind: str, namespace: str, name: str, patch: JSON) -> JSON:
+        """Merge-patch the status subresource, e.g. `{"status": {"phase": "Ready"}}`."""
+        return self._merge_patch(api_version, kind, namespace, name, patch, Target.STATUS)
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> JSON:
+        """Delete (or, with finalizers, mark for deletion); the last state of the object."""
+        res, version = self._api.find(api_version, kind)
+        return res.render(self._store.delete(res, namespace, name).obj, version)
+
+    def compact(self) -> None:
+        """Forget the watch history: a watch from any resourceVersion older than now gets 410."""
+        self._store.compact()
+
+    def drop_watches(self, abrupt: bool = True) -> None:
+        """End every open watch: abruptly (connection cut mid-stream, the client sees a
+        protocol error) or cleanly (stream ends, as when the server's watch timeout hits)."""
+        self._store.end_watches(EndReason.ABORTED if abrupt else EndReason.CLOSED)
+
+    def watch_count(self, kind: str | None = None) -> int:
+        """Open watches, optionally only on one kind or plural, e.g. to wait until a client watches."""
+        if kind is None:
+            return self._store.watch_count()
+        return sum(self._store.watch_count(res) for res in RESOURCES if kind in (res.kind, res.plural))
+
+    @property
+    def requests(self) -> builtins.list[RequestRecord]:
+        return self._api.requests
+
+    def count_requests(self, method: str, path_regex: str) -> int:
+        pattern = re.compile(path_regex)
+        return sum(1 for r in self.requests if r.method == method and pattern.search(r.path))
+
+    def inject_fault(self, method: str, path_regex: str, status: int, times: int | None = 1,
+                     body: JSON | None = None) -> None:
+        """The next `times` requests (None: all until `clear_faults`) whose method
+        ("*" for any) and path match get `status` with `body` (default: a Status
+        object) and never reach the store."""
+        self._api.add_fault(Fault(method.upper(), re.compile(path_regex), status, times, body))
+
+    def clear_faults(self) -> None:
+        self._api.clear_faults()
+
+    def _merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: JSON,
+                     target: Target) -> JSON:
+        res, version = self._api.find(api_version, kind)
+        patched = self._store.patch(res, namespace, name, lambda obj: merge_patch(obj, patch), target)
+        return res.render(patched, version)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--kubeconfig", type=Path, help="write a kubeconfig for this server here")
+    parser.add_argument("--history-limit", type=int, default=1000)
+    parser.add_argument("--no-auth", action="store_true", help="accept requests without a bearer token")
+    args = parser.parse_args(argv)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    with ApiServer(args.port, args.history_limit, host=args.host, require_auth=not args.no_auth) as server:
+        if args.kubeconfig:
+            server.write_kubeconfig(args.kubeconfig)
+        print(f"serving on {server.url}", flush=True)
+        stopping.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
