@@ -61,13 +61,11 @@ def events(apiserver: ApiServer, reason: str, name: str | None = None) -> list[d
 
 
 def status_patches(apiserver: ApiServer, name: str) -> int:
-    return sum(1 for method, path, _ in apiserver.requests
-               if method == "PATCH" and path.endswith(f"/functions/{name}/status"))
+    return apiserver.count_requests("PATCH", rf"/functions/{name}/status$")
 
 
 def ls_remotes(gitserver: GitServer, repository: str) -> int:
-    return sum(1 for method, path in gitserver.requests
-               if method == "GET" and path.startswith(f"/{repository}.git/info/refs"))
+    return gitserver.ls_remote_count(repository)
 
 
 def test_a_push_is_patched_within_the_interval_plus_two_seconds(
@@ -166,7 +164,7 @@ def test_a_conflicting_write_is_read_again_and_decided_again(
     start_daemon()
     second = repo.commit("change", files={"a": "1"})
     wait_recorded(functions, "raced", second)
-    assert status_patches(apiserver, "raced") >= 3  # two refused, one written
+    assert status_patches(apiserver, "raced") == 1 + 3  # the seeding, then two refused and one written
     assert len(events(apiserver, "SourceChanged", "raced")) == 1
 
 
@@ -177,15 +175,19 @@ def test_a_conflict_with_a_build_that_already_recorded_the_head_writes_nothing(
     create(functions, function_manifest("caught-up", repo.url, "repo-type: git\npolling-interval: 1s"), first)
     daemon = start_daemon()
     wait_for(lambda: ls_remotes(gitserver, "caught-up") >= 1, 10, "the first poll")
-    # OpenFunction records the new head itself, so the daemon's view is stale when it patches.
-    apiserver.inject_fault("PATCH", r"/functions/caught-up/status$", 409, times=1)
+    seeded = status_patches(apiserver, "caught-up")
+    # Freeze the daemon's view: its watch is cut and cannot come back.
+    apiserver.inject_fault("GET", r"/functions$", 503, times=None)
+    apiserver.drop_watches()
     second = repo.commit("change", files={"a": "1"})
-    functions.patch_namespaced_custom_object_status(
-        GROUP, VERSION, NAMESPACE, PLURAL, "caught-up",
-        {"status": {"sources": [{"name": "default", "git": {"commitSha": second}}]}})
-    wait_for(lambda: "changed while patching" in daemon.output() or
-             ls_remotes(gitserver, "caught-up") >= 4, 10, "the daemon to poll past the change")
+    # OpenFunction records the new head itself; the daemon's patch now carries a stale resourceVersion.
+    apiserver.patch_status("core.openfunction.io/v1beta2", "Function", NAMESPACE, "caught-up",
+                           {"status": {"sources": [{"name": "default", "git": {"commitSha": second}}]}})
+    wait_for(lambda: "caught-up changed while patching" in daemon.output(), WITHIN, "the real 409")
+    wait_for(lambda: ls_remotes(gitserver, "caught-up") >= 4, 10, "more polls")
+    apiserver.clear_faults()
     assert recorded(functions, "caught-up") == second
+    assert status_patches(apiserver, "caught-up") == seeded + 1  # refused; nothing after reading again
     assert events(apiserver, "SourceChanged", "caught-up") == []
 
 
