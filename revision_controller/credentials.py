@@ -47,6 +47,11 @@ class CredentialStore:
             self._cache[ref] = (now, token)
         return token
 
+    def forget(self, ref: SecretRef | None) -> None:
+        """Read the Secret afresh next time: its token was just refused, and may have been fixed."""
+        with self._lock:
+            self._cache.pop(ref, None)
+
     def _read(self, ref: SecretRef) -> str:
         try:
             secret = self._core.read_namespaced_secret(ref.name, ref.namespace,

@@ -92,8 +92,9 @@ def run_demo() -> int:
             if not patched:
                 say(f"FAILED: the Function's status did not move to {second[:12]}")
                 return 1
-            say("the Function received this status patch (status.build removed, so OpenFunction rebuilds):")
-            print(json.dumps({"status": patched.get("status")}, indent=2), flush=True)
+            say(f"status before: {json.dumps(built_status(first)['status'])}")
+            say(f"status after:  {json.dumps(patched.get('status'))}")
+            say("status.build is gone and the new commit is recorded, so OpenFunction builds again")
             for event in apiserver.list("v1", "Event", namespace=NAMESPACE):
                 say(f"Event {event['type']} {event['reason']}: {event['message']}")
         finally:

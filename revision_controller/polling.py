@@ -51,6 +51,7 @@ class TargetPoller:
         try:
             head = self._head(target)
         except (ProviderError, CredentialsError) as error:
+            self._credentials.forget(target.credentials)
             self._failed(target, str(error))
             return
         self._recovered(target)

@@ -62,6 +62,8 @@ class FunctionWatcher:
                 log.info("watch of Functions in %s expired; listing again", self.scope)
                 resource_version = ""
             except Exception as error:  # the API server may be down; keep trying
+                if self._stop.is_set():
+                    return
                 log.warning("watching Functions in %s failed: %s; retrying in %.1fs", self.scope,
                             _summary(error), backoff)
                 self._stop.wait(backoff)
