@@ -30,8 +30,7 @@ class GitSource:
     auth_type: str = ""
 
     def describe(self) -> str:
-        where = self.server or "git"
-        return f"{self.repo_type} {where} {self.repository}"
+        return " ".join(part for part in (self.repo_type, self.server, self.repository) if part)
 
 
 class ProviderError(Exception):

@@ -8,65 +8,15 @@ another target must be patched first.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from revision_controller.function import GROUP, PLURAL
-from revision_controller.kube import api_client
 from revision_controller.params import SWITCH_ANNOTATION
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
-from tests.e2e.conftest import NAMESPACE, function_manifest, wait_for
-
-VERSION = "v1beta2"
-INTERVAL = 1.0
-WITHIN = INTERVAL + 2.0  # the issue's promise: a push is seen within the interval plus two seconds
-
-
-@pytest.fixture
-def functions(apiserver: ApiServer, tmp_path: Path) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client(str(tmp_path / "kubeconfig")))
-
-
-def create(functions: client.CustomObjectsApi, manifest: dict, built_from: str | None) -> None:
-    """Create a Function and, like OpenFunction after a build, record its commit."""
-    functions.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, manifest)
-    if built_from:
-        functions.patch_namespaced_custom_object_status(
-            GROUP, VERSION, NAMESPACE, PLURAL, manifest["metadata"]["name"],
-            {"status": {"build": {"state": "Succeeded"},
-                        "sources": [{"name": "default", "git": {"commitSha": built_from}}]}})
-
-
-def status(functions: client.CustomObjectsApi, name: str) -> dict:
-    return functions.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name).get("status") or {}
-
-
-def recorded(functions: client.CustomObjectsApi, name: str) -> str:
-    for source in status(functions, name).get("sources") or []:
-        if source.get("name") == "default":
-            return (source.get("git") or {}).get("commitSha", "")
-    return ""
-
-
-def wait_recorded(functions: client.CustomObjectsApi, name: str, commit: str, seconds: float = WITHIN) -> None:
-    wait_for(lambda: recorded(functions, name) == commit, seconds, f"{name} to record {commit[:12]}")
-
-
-def events(apiserver: ApiServer, reason: str, name: str | None = None) -> list[dict]:
-    return [event for event in apiserver.list("v1", "Event", namespace=NAMESPACE)
-            if event["reason"] == reason and name in (None, event["involvedObject"]["name"])]
-
-
-def status_patches(apiserver: ApiServer, name: str) -> int:
-    return apiserver.count_requests("PATCH", rf"/functions/{name}/status$")
-
-
-def ls_remotes(gitserver: GitServer, repository: str) -> int:
-    return gitserver.ls_remote_count(repository)
-
+from tests.e2e.conftest import (INTERVAL, NAMESPACE, VERSION, WITHIN, create, events, function_manifest,
+                                ls_remotes, recorded, status, status_patches, wait_for, wait_recorded)
 
 def test_a_push_is_patched_within_the_interval_plus_two_seconds(
         apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:

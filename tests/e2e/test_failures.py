@@ -1,0 +1,122 @@
+"""The daemon through failures: bad branches, credentials, an API server outage, scoping flags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from revision_controller.function import GROUP, PLURAL
+from revision_controller.testing import ApiServer
+from revision_controller.testing.gitserver import GitServer
+from tests.e2e.conftest import (NAMESPACE, VERSION, WITHIN, create, events, function_manifest,
+                                ls_remotes, recorded, wait_for, wait_recorded)
+
+PASSWORD = "s3cr3t-token-do-not-leak"
+PARAMS = "repo-type: git\npolling-interval: 1s"
+
+
+@pytest.fixture
+def private_gitserver() -> Iterator[GitServer]:
+    with GitServer(password=PASSWORD) as server:
+        yield server
+
+
+def put_secret(api: ApiServer, name: str, token: str) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
+            "stringData": {"password": token}}
+    if api.get("v1", "Secret", NAMESPACE, name):
+        api.delete("v1", "Secret", NAMESPACE, name)
+    api.create(body)
+
+
+def test_a_failing_target_is_reported_once_per_distinct_error_then_recovers(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("branchy", branch="main")
+    first = repo.head("main")
+    create(functions, function_manifest("branchy", repo.url, PARAMS, revision="feature"), first)
+    daemon = start_daemon()
+    wait_for(lambda: events(apiserver, "PollFailed", "branchy"), WITHIN, "PollFailed")
+    polls = ls_remotes(gitserver, "branchy")
+    wait_for(lambda: ls_remotes(gitserver, "branchy") >= polls + 3, 10, "three more failing polls")
+    (event,) = events(apiserver, "PollFailed", "branchy")
+    assert event["type"] == "Warning" and "feature" in event["message"]
+    assert daemon.output().count("failed: ") == 1  # logged once too, not at every poll
+    feature = repo.commit("start the feature", files={"f": "1"}, branch="feature")
+    wait_recorded(functions, "branchy", feature)
+    assert "works again" in daemon.output()
+
+
+def test_a_private_repository_is_read_with_the_secrets_token_which_never_leaks(
+        apiserver: ApiServer, private_gitserver: GitServer, functions, start_daemon) -> None:
+    repo = private_gitserver.create_repository("private", branch="main")
+    first = repo.head("main")
+    create(functions, function_manifest("private", repo.url, PARAMS, credentials="git-token"), first)
+    daemon = start_daemon()
+    (missing,) = wait_for(lambda: events(apiserver, "PollFailed", "private"), WITHIN, "no Secret")
+    assert f"Secret {NAMESPACE}/git-token" in missing["message"] and "password" in missing["message"]
+    put_secret(apiserver, "git-token", "wrong-token")
+    wait_for(lambda: len(events(apiserver, "PollFailed", "private")) == 2, WITHIN, "a refused token")
+    assert "rejected the credentials (HTTP 401)" in events(apiserver, "PollFailed", "private")[1]["message"]
+    put_secret(apiserver, "git-token", PASSWORD)
+    second = repo.commit("change", files={"a": "1"})
+    wait_recorded(functions, "private", second)
+    everything = daemon.output() + str(apiserver.list("v1", "Event", NAMESPACE))
+    assert PASSWORD not in everything and "wrong-token" not in everything
+
+
+def test_polling_goes_on_through_an_api_server_outage_and_patches_after(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("outage", branch="main")
+    create(functions, function_manifest("outage", repo.url, PARAMS), repo.head("main"))
+    daemon = start_daemon()
+    wait_for(lambda: ls_remotes(gitserver, "outage") >= 1, 10, "the first poll")
+    apiserver.stop()
+    second = repo.commit("during the outage", files={"a": "1"})
+    polls = ls_remotes(gitserver, "outage")
+    wait_for(lambda: ls_remotes(gitserver, "outage") >= polls + 2, 10, "polls during the outage")
+    wait_for(lambda: "could not update Function" in daemon.output(), 5, "the failed patch logged")
+    apiserver.start()
+    wait_recorded(functions, "outage", second, seconds=WITHIN + 2)
+    assert daemon.process.poll() is None
+
+
+def test_only_the_namespaces_given_are_watched(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("scoped", branch="main")
+    first = repo.head("main")
+    create(functions, function_manifest("inside", repo.url, PARAMS), first)
+    outside = function_manifest("outside", repo.url, PARAMS)
+    outside["metadata"]["namespace"] = "elsewhere"
+    functions.create_namespaced_custom_object(GROUP, VERSION, "elsewhere", PLURAL, outside)
+    functions.patch_namespaced_custom_object_status(
+        GROUP, VERSION, "elsewhere", PLURAL, "outside",
+        {"status": {"sources": [{"name": "default", "git": {"commitSha": first}}]}})
+    start_daemon("--namespace", NAMESPACE)
+    second = repo.commit("change", files={"a": "1"})
+    wait_recorded(functions, "inside", second)
+    obj = functions.get_namespaced_custom_object(GROUP, VERSION, "elsewhere", PLURAL, "outside")
+    assert obj["status"]["sources"][0]["git"]["commitSha"] == first
+
+
+def test_v1beta1_is_read_and_patched_when_asked(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("old-api", branch="main")
+    create(functions, function_manifest("old-api", repo.url, PARAMS), repo.head("main"))
+    start_daemon("--function-version", "v1beta1")
+    second = repo.commit("change", files={"a": "1"})
+    wait_recorded(functions, "old-api", second)
+    assert apiserver.count_requests("PATCH", r"/v1beta1/namespaces/default/functions/old-api/status$") == 1
+    (event,) = events(apiserver, "SourceChanged", "old-api")
+    assert event["involvedObject"]["apiVersion"] == f"{GROUP}/v1beta1"
+
+
+def test_a_function_that_cannot_move_says_why(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("pinned", branch="main")
+    sha = repo.head("main")
+    create(functions, function_manifest("pinned", repo.url, PARAMS, revision=sha[:10]), sha)
+    start_daemon()
+    (event,) = wait_for(lambda: events(apiserver, "NotWatched", "pinned"), 10, "NotWatched")
+    assert sha[:10] in event["message"] and "commit SHA" in event["message"]
+    assert ls_remotes(gitserver, "pinned") == 0
+    assert recorded(functions, "pinned") == sha
