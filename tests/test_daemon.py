@@ -1,0 +1,97 @@
+"""The Controller's decisions on watch events, with recording stand-ins for its I/O."""
+
+from dataclasses import dataclass, field
+
+from revision_controller.daemon import Controller, DaemonConfig
+from revision_controller.events import InvolvedFunction
+from revision_controller.function import FunctionRef, view_of
+from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
+from revision_controller.subscriptions import SubscriptionBook
+from revision_controller.targets import Target
+
+
+@dataclass
+class RecordedEvents:
+    seen: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def record(self, function: InvolvedFunction, type_: str, reason: str, message: str) -> None:
+        self.seen.append((str(function.ref), type_, reason))
+
+
+@dataclass
+class RecordedPlans:
+    plans: list[tuple[str, float | None]] = field(default_factory=list)
+
+    def replan(self, target: Target, interval: float | None) -> None:
+        self.plans.append((target.source.repository, interval))
+
+
+@dataclass
+class Versioned:
+    api_version: str = "core.openfunction.io/v1beta2"
+
+
+def controller() -> tuple[Controller, RecordedEvents, RecordedPlans, SubscriptionBook]:
+    events, plans, book = RecordedEvents(), RecordedPlans(), SubscriptionBook()
+    return Controller(DaemonConfig(), Versioned(), events, book, plans), events, plans, book
+
+
+def fn(name: str, params: str = "", switch: str = "enable", repo: str = "o/r", rv: str = "1") -> object:
+    return view_of({
+        "metadata": {"namespace": "ns", "name": name, "resourceVersion": rv,
+                     "annotations": {SWITCH_ANNOTATION: switch, PARAMS_ANNOTATION: params}},
+        "spec": {"build": {"srcRepo": {"url": f"https://github.com/{repo}", "revision": "main"}}}})
+
+
+def test_functions_sharing_a_target_replan_it_at_the_shortest_interval() -> None:
+    control, _, plans, _ = controller()
+    control.changed(fn("a", "polling-interval: 1m"))
+    control.changed(fn("b", "polling-interval: 10s"))
+    control.changed(fn("b", "polling-interval: 10s", rv="2"))  # a status update: nothing to re-plan
+    assert plans.plans == [("o/r", 60), ("o/r", 10)]
+
+
+def test_disabling_or_deleting_replans_and_the_last_one_out_stops_the_target() -> None:
+    control, _, plans, book = controller()
+    control.changed(fn("a", "polling-interval: 1m"))
+    control.changed(fn("b", "polling-interval: 10s"))
+    control.changed(fn("b", switch="disable"))
+    control.deleted(FunctionRef("ns", "a"))
+    assert plans.plans[-2:] == [("o/r", 60), ("o/r", None)]
+    assert book.targets() == set()
+
+
+def test_a_notice_is_told_once_until_it_changes() -> None:
+    control, events, _, _ = controller()
+    for rv in ("1", "2", "3"):
+        control.changed(fn("a", "polling-interval: soon", rv=rv))
+    control.changed(fn("a", "type: nope", rv="4"))
+    control.changed(fn("a", "pollingInterval: 1m", rv="5"))
+    control.changed(fn("a", "pollingInterval: 1m", rv="6"))
+    assert events.seen == [("ns/a", "Warning", "InvalidParameters"),
+                           ("ns/a", "Warning", "InvalidParameters"),
+                           ("ns/a", "Warning", "UnknownParameters")]
+
+
+def test_a_fixed_function_that_breaks_again_is_told_again() -> None:
+    control, events, _, _ = controller()
+    control.changed(fn("a", "polling-interval: soon"))
+    control.changed(fn("a", "polling-interval: 1m"))
+    control.changed(fn("a", "polling-interval: soon"))
+    assert [reason for _, _, reason in events.seen] == ["InvalidParameters", "InvalidParameters"]
+
+
+def test_switched_off_functions_say_nothing_and_are_not_remembered() -> None:
+    control, events, plans, book = controller()
+    for n in range(100):
+        control.changed(fn(f"off-{n}", switch="disable"))
+    assert events.seen == [] and plans.plans == [] and book.functions() == set()
+
+
+def test_a_resync_forgets_functions_deleted_while_away() -> None:
+    control, _, plans, book = controller()
+    control.changed(fn("kept", repo="o/kept"))
+    control.changed(fn("gone", repo="o/gone"))
+    control.resynced(None, [fn("kept", repo="o/kept", rv="9")])
+    assert book.functions() == {FunctionRef("ns", "kept")}
+    assert ("o/gone", None) in plans.plans
