@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 from providers import GitProvider, GitSource, NotFound, ProviderError, open_provider
@@ -23,6 +23,14 @@ from revision_controller.targets import Target
 log = logging.getLogger(__name__)
 
 ProviderFactory = Callable[[GitSource, str | None], GitProvider]
+
+
+@dataclass
+class _Failure:
+    """A target's current error, and the subscribers already told of it."""
+
+    message: str
+    told: set[FunctionRef] = field(default_factory=set)
 
 
 @dataclass
@@ -44,8 +52,7 @@ class TargetPoller:
         self._provider_factory = provider_factory
         self._lock = threading.Lock()
         self._connections: dict[Target, _Connection] = {}
-        self._target_errors: dict[Target, str] = {}
-        self._reported: dict[FunctionRef, str] = {}
+        self._failures: dict[Target, _Failure] = {}
 
     def poll(self, target: Target) -> None:
         try:
@@ -65,7 +72,7 @@ class TargetPoller:
     def forget(self, target: Target) -> None:
         with self._lock:
             connection = self._connections.pop(target, None)
-            self._target_errors.pop(target, None)
+            self._failures.pop(target, None)
         if connection:
             connection.provider.close()
 
@@ -95,21 +102,19 @@ class TargetPoller:
 
     def _failed(self, target: Target, message: str) -> None:
         with self._lock:
-            first = self._target_errors.get(target) != message
-            self._target_errors[target] = message
-        if first:
-            log.warning("polling %s failed: %s", target.describe(), message)
+            failure = self._failures.get(target)
+            if failure is None or failure.message != message:
+                failure = self._failures[target] = _Failure(message)
+                log.warning("polling %s failed: %s", target.describe(), message)
         for _, view in self._book.subscribers(target):
-            if self._reported.get(view.ref) == message:
+            if view.ref in failure.told:
                 continue
-            self._reported[view.ref] = message
+            failure.told.add(view.ref)
             self._events.record(involved(view, self._api_version), WARNING, "PollFailed",
                                 f"polling {target.describe()} failed: {message}")
 
     def _recovered(self, target: Target) -> None:
         with self._lock:
-            was_failing = self._target_errors.pop(target, None) is not None
+            was_failing = self._failures.pop(target, None) is not None
         if was_failing:
             log.info("polling %s works again", target.describe())
-        for _, view in self._book.subscribers(target):
-            self._reported.pop(view.ref, None)

@@ -30,7 +30,7 @@ def test_a_push_is_patched_within_the_interval_plus_two_seconds(
     wait_recorded(functions, "app", second)
     assert time.monotonic() - pushed <= WITHIN
     assert "build" not in status(functions, "app")
-    (event,) = events(apiserver, "SourceChanged", "app")
+    (event,) = wait_for(lambda: events(apiserver, "SourceChanged", "app"), 2, "the SourceChanged Event")
     assert first in event["message"] and second in event["message"]
     assert event["involvedObject"]["kind"] == "Function"
     assert "source changed" in daemon.output()
@@ -115,7 +115,7 @@ def test_a_conflicting_write_is_read_again_and_decided_again(
     second = repo.commit("change", files={"a": "1"})
     wait_recorded(functions, "raced", second)
     assert status_patches(apiserver, "raced") == 1 + 3  # the seeding, then two refused and one written
-    assert len(events(apiserver, "SourceChanged", "raced")) == 1
+    (_,) = wait_for(lambda: events(apiserver, "SourceChanged", "raced"), 2, "the SourceChanged Event")
 
 
 def test_a_conflict_with_a_build_that_already_recorded_the_head_writes_nothing(

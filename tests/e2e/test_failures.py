@@ -106,7 +106,7 @@ def test_v1beta1_is_read_and_patched_when_asked(
     second = repo.commit("change", files={"a": "1"})
     wait_recorded(functions, "old-api", second)
     assert apiserver.count_requests("PATCH", r"/v1beta1/namespaces/default/functions/old-api/status$") == 1
-    (event,) = events(apiserver, "SourceChanged", "old-api")
+    (event,) = wait_for(lambda: events(apiserver, "SourceChanged", "old-api"), 2, "the SourceChanged Event")
     assert event["involvedObject"]["apiVersion"] == f"{GROUP}/v1beta1"
 
 
