@@ -12,7 +12,7 @@ import time
 import pytest
 
 from revision_controller.function import GROUP, PLURAL
-from revision_controller.params import SWITCH_ANNOTATION
+from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
 from tests.e2e.conftest import (INTERVAL, NAMESPACE, VERSION, WITHIN, create, events, function_manifest,
@@ -199,3 +199,20 @@ def test_functions_on_one_target_cost_one_request_per_interval(
     elapsed = time.monotonic() - started
     # One poll per interval of the shortest subscriber, never one per Function (that would be 2x).
     assert elapsed / (INTERVAL + 0.5) - 1 <= polls <= elapsed / INTERVAL + 1, (polls, elapsed)
+
+
+def test_changing_the_interval_replans_the_target_without_a_restart(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("retuned", branch="main")
+    create(functions, function_manifest("retuned", repo.url, "repo-type: git\npolling-interval: 1h"),
+           repo.head("main"))
+    daemon = start_daemon()
+    wait_for(lambda: ls_remotes(gitserver, "retuned") == 1, 10, "the first poll")
+    second = repo.commit("change", files={"a": "1"})
+    functions.patch_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, "retuned",
+        {"metadata": {"annotations": {PARAMS_ANNOTATION: "repo-type: git\npolling-interval: 1s"}}})
+    changed = time.monotonic()
+    wait_for(lambda: "retuned.git@main every 1s" in daemon.output(), 1.0, "the re-plan within a second")
+    wait_recorded(functions, "retuned", second)
+    assert time.monotonic() - changed <= WITHIN
