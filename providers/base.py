@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -30,7 +31,18 @@ class GitSource:
     auth_type: str = ""
 
     def describe(self) -> str:
-        return " ".join(part for part in (self.repo_type, self.server, self.repository) if part)
+        """For logs and Events: credentials written into a URL are masked."""
+        parts = (self.repo_type, redact(self.server), redact(self.repository))
+        return " ".join(part for part in parts if part)
+
+
+def redact(url: str) -> str:
+    """The URL without any user or password written into it, safe to show."""
+    parts = urlsplit(url.strip())
+    if "@" not in parts.netloc or not parts.scheme:
+        return url.strip()
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 class ProviderError(Exception):

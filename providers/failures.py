@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from providers.base import GitSource, NotFound, ProviderError, Unauthorized, Unavailable
-from providers.urls import redact
+from providers.base import GitSource, NotFound, ProviderError, Unauthorized, Unavailable, redact
 
 _TOKEN_HINT = "needs a token in the credentials Secret"
 

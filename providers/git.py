@@ -15,9 +15,8 @@ from dulwich.client import Urllib3HttpGitClient, default_urllib3_manager
 from dulwich.errors import GitProtocolError, NotGitRepository
 
 from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource,
-                            NotFound, ProviderError)
+                            NotFound, ProviderError, redact)
 from providers.failures import Subject, bad_answer, causes, for_status, timed_out, unreachable
-from providers.urls import redact
 
 # Hosts ignore the user name when the password is a token; some want one anyway.
 USERNAME = "git"

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from providers.base import InvalidSource
+from providers.base import InvalidSource, redact
 
 # git@host:owner/repo.git, the scp-like form ssh clone URLs take.
 _SCP_LIKE = re.compile(r"^(?P<user>[^@/\s]+)@(?P<host>[^:/\s]+):(?P<path>[^\s]+)$")
@@ -79,15 +79,6 @@ def owner_and_repo(url: str, *, example: str) -> tuple[RepositoryURL, str]:
         raise InvalidSource(f"URL {redact(url)!r} names {parsed.path!r}, not OWNER/REPO: "
                             f"write it as {example}")
     return parsed, parsed.path
-
-
-def redact(url: str) -> str:
-    """The URL without any user or password written into it, safe to show."""
-    parts = urlsplit(url.strip())
-    if "@" not in parts.netloc or not parts.scheme:
-        return url.strip()
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 def normalise_base_url(base_url: str, *, example: str) -> str:
