@@ -9,7 +9,7 @@ its module; the daemon only sees `GitSource`, `GitProvider` and the errors.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -91,6 +91,49 @@ class GitProvider(abc.ABC):
     @abc.abstractmethod
     def default_branch(self) -> str:
         """The repository's default branch name."""
+
+    def close(self) -> None:
+        """Release connections; the provider is not used afterwards."""
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """An image reference read the way Docker reads it.
+
+    `registry` is the host (and port) requests go to, e.g. `registry-1.docker.io`
+    for Docker Hub; `repository` the name on that registry, e.g. `library/nginx`.
+    A reference pinned by digest has `digest` set and cannot move.
+    """
+
+    registry: str
+    repository: str
+    tag: str = "latest"
+    digest: str = ""
+
+    def describe(self) -> str:
+        return f"{self.registry}/{self.repository}" + (f"@{self.digest}" if self.digest else f":{self.tag}")
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for one registry, from a dockerconfigjson Secret."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+class ImageProvider(abc.ABC):
+    """Answers what digest an image reference points at now, for one registry."""
+
+    def __init__(self, registry: str, auth: RegistryAuth | None, insecure: bool,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.registry = registry
+        self.insecure = insecure
+        self.timeout = timeout
+
+    @abc.abstractmethod
+    def digest(self, reference: ImageReference) -> str:
+        """The manifest digest (`sha256:...`) the registry reports for the reference's tag."""
 
     def close(self) -> None:
         """Release connections; the provider is not used afterwards."""
