@@ -1,24 +1,50 @@
-from revision_controller.decision import source_patch, with_precondition
+from revision_controller.decision import decide, with_precondition
 from revision_controller.function import FunctionRef, FunctionView
 
-
-def view(commit: str) -> FunctionView:
-    return FunctionView(FunctionRef("ns", "fn"), "uid", "12", commit_sha=commit)
+REF = FunctionRef("ns", "fn")
 
 
-def test_a_moved_head_clears_build_and_records_the_new_commit() -> None:
-    assert source_patch(view("old"), "new") == {
+def view(commit: str = "", bundle: str = "", image: str = "") -> FunctionView:
+    return FunctionView(REF, "uid", "12", commit_sha=commit, bundle_digest=bundle, image_digest=image,
+                        bundle_image="r/src:v1", image="r/app:v1")
+
+
+def test_source_a_moved_head_clears_build_and_records_the_new_commit() -> None:
+    change = decide("source", view(commit="old"), "new")
+    assert change.patch == {
         "status": {"build": None, "sources": [{"name": "default", "git": {"commitSha": "new"}}]}}
+    assert change.reason == "SourceChanged" and "old" in change.message and "new" in change.message
 
 
-def test_nothing_is_written_when_the_head_has_not_moved() -> None:
-    assert source_patch(view("same"), "same") is None
+def test_source_nothing_is_written_when_the_head_has_not_moved() -> None:
+    assert decide("source", view(commit="same"), "same") is None
 
 
-def test_nothing_is_written_before_the_first_build_records_a_commit() -> None:
-    assert source_patch(view(""), "new") is None
+def test_source_nothing_is_written_before_the_first_build_records_a_commit() -> None:
+    assert decide("source", view(), "new") is None
+
+
+def test_source_image_a_moved_digest_clears_build_and_records_the_bundle_digest() -> None:
+    change = decide("source-image", view(bundle="sha256:a"), "sha256:b")
+    assert change.patch == {
+        "status": {"build": None, "sources": [{"name": "default", "bundle": {"digest": "sha256:b"}}]}}
+    assert change.reason == "SourceImageChanged" and "r/src:v1" in change.message
+    assert decide("source-image", view(bundle="sha256:b"), "sha256:b") is None
+
+
+def test_image_a_moved_digest_resets_serving_and_pins_the_new_digest() -> None:
+    change = decide("image", view(image="sha256:a"), "sha256:b")
+    assert change.patch == {"status": {"serving": {"state": "", "resourceHash": ""},
+                                       "revision": {"imageDigest": "sha256:b"}}}
+    assert change.reason == "ImageChanged" and "r/app:v1" in change.message
+    assert decide("image", view(image="sha256:b"), "sha256:b") is None
+
+
+def test_image_types_write_even_when_no_digest_was_recorded_as_the_contract_says() -> None:
+    assert decide("image", view(), "sha256:b").patch["status"]["revision"] == {"imageDigest": "sha256:b"}
+    assert decide("source-image", view(), "sha256:b") is not None
 
 
 def test_the_patch_carries_the_resource_version_it_was_decided_on() -> None:
-    patch = source_patch(view("old"), "new")
+    patch = decide("source", view(commit="old"), "new").patch
     assert with_precondition(patch, "12") == {"metadata": {"resourceVersion": "12"}, **patch}

@@ -6,18 +6,20 @@ import pytest
 from revision_controller.function import FunctionView, view_of
 from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
 from revision_controller.planning import Plan, plan_function
-from revision_controller.targets import SecretRef
+from revision_controller.targets import ImageTarget, SecretRef
 
 
-def function(params: str | None = None, switch: str | None = "enable", **src: object) -> FunctionView:
+def function(params: str | None = None, switch: str | None = "enable", spec: dict | None = None,
+             **src: object) -> FunctionView:
     annotations = {}
     if switch is not None:
         annotations[SWITCH_ANNOTATION] = switch
     if params is not None:
         annotations[PARAMS_ANNOTATION] = params
     src_repo = {"url": "https://github.com/o/r.git", "revision": "main", **src}
+    fields = {"build": {"srcRepo": src_repo}, "serving": {}, "image": "ghcr.io/o/app:v1"}
     return view_of({"metadata": {"namespace": "ns", "name": "fn", "annotations": annotations},
-                    "spec": {"build": {"srcRepo": src_repo}, "serving": {}}})
+                    "spec": {**fields, **(spec or {})}})
 
 
 def test_an_enabled_function_subscribes_to_its_branch() -> None:
@@ -109,3 +111,46 @@ def test_the_samples_that_build_from_one_branch_share_one_target(samples: dict[s
     assert spellings == {"https://github.com/OpenFunction/samples.git": 22,
                          "https://github.com/OpenFunction/samples": 1}
     assert count == 23
+
+
+def test_type_image_subscribes_to_the_served_image_with_its_credentials() -> None:
+    plan = plan_function(function("type: image\ninsecure-registry: true",
+                                  spec={"image": "localhost:5000/app:v2", "imageCredentials": {"name": "push"}}), 5)
+    target = plan.subscription.target
+    assert isinstance(target, ImageTarget) and plan.subscription.type == "image"
+    assert (target.reference.registry, target.reference.repository, target.reference.tag) == \
+        ("localhost:5000", "app", "v2")
+    assert target.insecure and target.credentials == SecretRef("ns", "push")
+
+
+def test_type_source_image_subscribes_to_the_bundle_image() -> None:
+    src = {"bundleContainer": {"image": "ghcr.io/o/src:v1"}}
+    plan = plan_function(function("type: source-image", **src), 5)
+    assert plan.subscription.target.reference.repository == "o/src"
+    assert plan.subscription.target.insecure is False
+
+
+@pytest.mark.parametrize("params, spec, src, said", [
+    ("type: image", {"serving": None}, {}, "spec.serving"),
+    ("type: image", {"image": "ghcr.io/o/app@sha256:" + "a" * 64}, {}, "pinned by digest"),
+    ("type: image", {"image": ""}, {}, "spec.image"),
+    ("type: source-image", {}, {}, "bundleContainer"),
+    ("type: source-image", {}, {"bundleContainer": {"image": "o/src@sha256:" + "b" * 64}}, "pinned by digest"),
+])
+def test_image_types_that_cannot_move_say_why(params: str, spec: dict, src: dict, said: str) -> None:
+    plan = plan_function(function(params, spec=spec, **src), 5)
+    assert plan.subscription is None and plan.notice.reason == "NotWatched"
+    assert said in plan.notice.message
+
+
+def test_a_bad_image_reference_is_a_warning() -> None:
+    plan = plan_function(function("type: image", spec={"image": "Not A Reference"}), 5)
+    assert plan.subscription is None and plan.notice.reason == "InvalidParameters"
+    assert "spec.image" in plan.notice.message
+
+
+def test_one_image_in_two_types_is_one_target() -> None:
+    served = plan_function(function("type: image", spec={"image": "ghcr.io/o/x:v1"}), 5).subscription
+    bundled = plan_function(function("type: source-image",
+                                     bundleContainer={"image": "ghcr.io/o/x:v1"}), 5).subscription
+    assert served.target == bundled.target and (served.type, bundled.type) == ("image", "source-image")
