@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from providers import gitee, git, github, gitlab
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource,
-                            InvalidSource, NotFound, ProviderError, Unauthorized,
-                            Unavailable)
+from providers import gitee, git, github, gitlab, registry
+from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, ImageProvider,
+                            ImageReference, InvalidSource, NotFound, ProviderError, RegistryAuth,
+                            Unauthorized, Unavailable)
+from providers.registry import auth_for, parse_reference
 
 _MODULES: dict[str, ModuleType] = {"github": github, "gitlab": gitlab, "gitee": gitee, "git": git}
 
@@ -30,5 +31,11 @@ def open_provider(source: GitSource, token: str | None,
     return _MODULES[source.repo_type].Provider(source, token, timeout)
 
 
-__all__ = ["REPO_TYPES", "GitProvider", "GitSource", "InvalidSource", "NotFound",
-           "ProviderError", "Unauthorized", "Unavailable", "open_provider", "parse_source"]
+def open_registry(registry_host: str, auth: RegistryAuth | None, insecure: bool,
+                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> ImageProvider:
+    return registry.Provider(registry_host, auth, insecure, timeout)
+
+
+__all__ = ["REPO_TYPES", "GitProvider", "GitSource", "ImageProvider", "ImageReference", "InvalidSource",
+           "NotFound", "ProviderError", "RegistryAuth", "Unauthorized", "Unavailable", "auth_for",
+           "open_provider", "open_registry", "parse_reference", "parse_source"]

@@ -2,21 +2,58 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from revision_controller.function import DEFAULT_SOURCE, FunctionView
 
 
-def source_patch(view: FunctionView, head: str) -> dict[str, Any] | None:
-    """The merge patch that makes OpenFunction rebuild from `head`, or None.
+@dataclass(frozen=True)
+class Change:
+    """A patch to write, and what to tell the Function's owner about it."""
 
-    A Function that was never built has no recorded commit: its first build
-    records one, so nothing is written.
-    """
+    patch: dict[str, Any]
+    reason: str
+    message: str
+
+
+def decide(type_: str, view: FunctionView, observed: str) -> Change | None:
+    """The change that makes OpenFunction rebuild or redeploy from `observed`, or None."""
+    if type_ == "source":
+        return _source(view, observed)
+    if type_ == "source-image":
+        return _source_image(view, observed)
+    return _image(view, observed)
+
+
+def _source(view: FunctionView, head: str) -> Change | None:
+    # A Function that was never built has no recorded commit: its first build records one.
     if not view.commit_sha or view.commit_sha == head:
         return None
-    return {"status": {"build": None,
-                       "sources": [{"name": DEFAULT_SOURCE, "git": {"commitSha": head}}]}}
+    return Change({"status": {"build": None,
+                              "sources": [{"name": DEFAULT_SOURCE, "git": {"commitSha": head}}]}},
+                  "SourceChanged",
+                  f"source changed from {view.commit_sha} to {head}: status patched so the Function rebuilds")
+
+
+def _source_image(view: FunctionView, digest: str) -> Change | None:
+    if view.bundle_digest == digest:
+        return None
+    return Change({"status": {"build": None,
+                              "sources": [{"name": DEFAULT_SOURCE, "bundle": {"digest": digest}}]}},
+                  "SourceImageChanged",
+                  f"source image {view.bundle_image} changed from {view.bundle_digest or '(none recorded)'} "
+                  f"to {digest}: status patched so the Function rebuilds")
+
+
+def _image(view: FunctionView, digest: str) -> Change | None:
+    if view.image_digest == digest:
+        return None
+    return Change({"status": {"serving": {"state": "", "resourceHash": ""},
+                              "revision": {"imageDigest": digest}}},
+                  "ImageChanged",
+                  f"image {view.image} changed from {view.image_digest or '(none recorded)'} to {digest}: "
+                  f"status patched so the Function is served again")
 
 
 def with_precondition(patch: dict[str, Any], resource_version: str) -> dict[str, Any]:

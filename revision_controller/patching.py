@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kubernetes.client.exceptions import ApiException
 
-from revision_controller.decision import source_patch, with_precondition
+from revision_controller.decision import Change, decide, with_precondition
 from revision_controller.events import NORMAL, EventRecorder, InvolvedFunction
 from revision_controller.function import FunctionView, view_of
 from revision_controller.kube import FunctionsApi
@@ -37,14 +37,15 @@ class StatusPatcher:
         self._events = events
         self._on_view = on_view
 
-    def apply(self, view: FunctionView, head: str) -> PatchOutcome:
+    def apply(self, type_: str, view: FunctionView, observed: str) -> PatchOutcome:
+        """Write what `observed` calls for on a Function watching as `type_`."""
         for _ in range(MAX_ATTEMPTS):
-            patch = source_patch(view, head)
-            if patch is None:
+            change = decide(type_, view, observed)
+            if change is None:
                 return PatchOutcome("unchanged", view)
             try:
                 patched = view_of(self._functions.patch_status(
-                    view.ref, with_precondition(patch, view.resource_version)))
+                    view.ref, with_precondition(change.patch, view.resource_version)))
             except ApiException as error:
                 if error.status == 409:
                     log.info("Function %s changed while patching; reading it again", view.ref)
@@ -59,7 +60,7 @@ class StatusPatcher:
                           "next poll", view.ref, error.status, error.reason)
                 return PatchOutcome("failed", view)
             self._on_view(patched)
-            self._announce(view, head)
+            self._announce(view, change)
             return PatchOutcome("patched", patched)
         log.warning("gave up patching Function %s after %d conflicts; will retry at the next poll",
                     view.ref, MAX_ATTEMPTS)
@@ -75,10 +76,10 @@ class StatusPatcher:
         self._on_view(fresh)
         return fresh
 
-    def _announce(self, view: FunctionView, head: str) -> None:
-        message = f"source changed from {view.commit_sha} to {head}: status patched so the Function rebuilds"
-        log.info("Function %s: %s", view.ref, message)
-        self._events.record(involved(view, self._functions.api_version), NORMAL, "SourceChanged", message)
+    def _announce(self, view: FunctionView, change: Change) -> None:
+        log.info("Function %s: %s", view.ref, change.message)
+        self._events.record(involved(view, self._functions.api_version), NORMAL, change.reason,
+                            change.message)
 
 
 def involved(view: FunctionView, api_version: str) -> InvolvedFunction:

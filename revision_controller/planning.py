@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from providers import ProviderError, parse_source
+from providers import ProviderError, parse_reference, parse_source
 from revision_controller.events import NORMAL, WARNING
 from revision_controller.function import FunctionView
 from revision_controller.params import (KNOWN_KEYS, PARAMS_ANNOTATION, SWITCH_ON, InvalidParameters,
                                         Params, parse_params)
-from revision_controller.targets import GitTarget, SecretRef, Subscription
+from revision_controller.targets import GitTarget, ImageTarget, SecretRef, Subscription, Target
 
 COMMIT_SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 
@@ -40,10 +40,7 @@ def plan_function(view: FunctionView, default_interval: float) -> Plan:
         params = parse_params(view.params, default_interval)
     except InvalidParameters as error:
         return _unwatched(WARNING, "InvalidParameters", str(error))
-    if params.type != "source":
-        return _unwatched(NORMAL, "NotWatched", f"type {params.type!r} is not supported by this "
-                                                f"version yet")
-    plan = _plan_source(view, params)
+    plan = _PLANNERS[params.type](view, params)
     if plan.subscription and params.unknown_keys:
         return Plan(plan.subscription, Notice(
             WARNING, "UnknownParameters",
@@ -65,8 +62,44 @@ def _plan_source(view: FunctionView, params: Params) -> Plan:
                               project_id=params.project_id, auth_type=params.auth_type)
     except ProviderError as error:
         return _unwatched(WARNING, "InvalidParameters", str(error))
-    credentials = SecretRef(view.ref.namespace, view.credentials) if view.credentials else None
-    target = GitTarget(source, view.revision, credentials)
+    target = GitTarget(source, view.revision, _secret(view, view.credentials))
+    return _subscribe(view, params, target)
+
+
+def _plan_source_image(view: FunctionView, params: Params) -> Plan:
+    if not view.has_build or not view.has_bundle:
+        return _unwatched(NORMAL, "NotWatched", "type source-image needs "
+                                                "spec.build.srcRepo.bundleContainer, and it is absent")
+    return _plan_image(view, params, view.bundle_image, "spec.build.srcRepo.bundleContainer.image")
+
+
+def _plan_served_image(view: FunctionView, params: Params) -> Plan:
+    if not view.has_serving:
+        return _unwatched(NORMAL, "NotWatched", "type image needs spec.serving, and this Function has none")
+    return _plan_image(view, params, view.image, "spec.image")
+
+
+def _plan_image(view: FunctionView, params: Params, image: str, field: str) -> Plan:
+    if not image:
+        return _unwatched(NORMAL, "NotWatched", f"type {params.type} needs {field}, and it is empty")
+    try:
+        reference = parse_reference(image)
+    except ProviderError as error:
+        return _unwatched(WARNING, "InvalidParameters", f"{field}: {error}")
+    if reference.digest:
+        return _unwatched(NORMAL, "NotWatched", f"{field} {image} is pinned by digest, which cannot move")
+    target = ImageTarget(reference, params.insecure_registry, _secret(view, view.image_credentials))
+    return _subscribe(view, params, target)
+
+
+_PLANNERS = {"source": _plan_source, "source-image": _plan_source_image, "image": _plan_served_image}
+
+
+def _secret(view: FunctionView, name: str) -> SecretRef | None:
+    return SecretRef(view.ref.namespace, name) if name else None
+
+
+def _subscribe(view: FunctionView, params: Params, target: Target) -> Plan:
     return Plan(Subscription(view.ref, target, params.polling_interval, params.type, view.sub_path))
 
 

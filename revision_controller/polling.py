@@ -1,7 +1,9 @@
-"""One poll of one target: read its head once, then decide for every subscriber.
+"""One poll of one target: observe its value once, then decide for every subscriber.
 
-A failing target is reported as a `PollFailed` Event on each subscribing
-Function once per distinct error, not at every poll, and logged likewise.
+The value is a branch's head commit for a git target and a manifest digest
+for an image target. A failing target is reported as a `PollFailed` Event on
+each subscribing Function once per distinct error, not at every poll, and
+logged likewise.
 """
 
 from __future__ import annotations
@@ -10,19 +12,33 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-
-from providers import GitProvider, GitSource, NotFound, ProviderError, open_provider
+from providers import (GitProvider, GitSource, ImageProvider, NotFound, ProviderError, RegistryAuth,
+                       open_provider, open_registry)
 from revision_controller.credentials import CredentialsError, CredentialStore
 from revision_controller.events import WARNING, EventRecorder
 from revision_controller.function import FunctionRef
 from revision_controller.patching import StatusPatcher, involved
 from revision_controller.subscriptions import SubscriptionBook
-from revision_controller.targets import Target
+from revision_controller.targets import GitTarget, ImageTarget, Target
 
 log = logging.getLogger(__name__)
 
-ProviderFactory = Callable[[GitSource, str | None], GitProvider]
+GitFactory = Callable[[GitSource, str | None], GitProvider]
+RegistryFactory = Callable[[str, RegistryAuth | None, bool], ImageProvider]
+
+
+P = TypeVar("P", GitProvider, ImageProvider)
+
+
+@dataclass
+class _Connection(Generic[P]):
+    """A provider kept across polls, and the credential it was opened with."""
+
+    credential: object
+    provider: P
+    default_branch: str = ""
 
 
 @dataclass
@@ -33,38 +49,32 @@ class _Failure:
     told: set[FunctionRef] = field(default_factory=set)
 
 
-@dataclass
-class _Connection:
-    token: str | None
-    provider: GitProvider
-    default_branch: str = ""
-
-
 class TargetPoller:
     def __init__(self, book: SubscriptionBook, credentials: CredentialStore, patcher: StatusPatcher,
-                 events: EventRecorder, api_version: str,
-                 provider_factory: ProviderFactory = open_provider) -> None:
+                 events: EventRecorder, api_version: str, git_factory: GitFactory = open_provider,
+                 registry_factory: RegistryFactory = open_registry) -> None:
         self._book = book
         self._credentials = credentials
         self._patcher = patcher
         self._events = events
         self._api_version = api_version
-        self._provider_factory = provider_factory
+        self._git_factory = git_factory
+        self._registry_factory = registry_factory
         self._lock = threading.Lock()
-        self._connections: dict[Target, _Connection] = {}
+        self._connections: dict[Target, _Connection[Any]] = {}
         self._failures: dict[Target, _Failure] = {}
 
     def poll(self, target: Target) -> None:
         try:
-            head = self._head(target)
+            observed = self._head(target) if isinstance(target, GitTarget) else self._digest(target)
         except (ProviderError, CredentialsError) as error:
             self._credentials.forget(target.credentials)
             self._failed(target, str(error))
             return
         self._recovered(target)
-        for _, view in self._book.subscribers(target):
+        for subscription, view in self._book.subscribers(target):
             try:
-                self._patcher.apply(view, head)
+                self._patcher.apply(subscription.type, view, observed)
             except Exception as error:  # one Function never stops the others
                 log.error("could not update Function %s after polling %s: %s", view.ref,
                           target.describe(), error)
@@ -76,8 +86,9 @@ class TargetPoller:
         if connection:
             connection.provider.close()
 
-    def _head(self, target: Target) -> str:
-        connection = self._connect(target)
+    def _head(self, target: GitTarget) -> str:
+        token = self._credentials.token(target.credentials)
+        connection = self._connect(target, token, lambda: self._git_factory(target.source, token))
         branch = target.branch or connection.default_branch
         if not branch:
             branch = connection.default_branch = connection.provider.default_branch()
@@ -87,14 +98,21 @@ class TargetPoller:
             connection.default_branch = ""  # the default branch may have been renamed
             raise
 
-    def _connect(self, target: Target) -> _Connection:
-        token = self._credentials.token(target.credentials)
+    def _digest(self, target: ImageTarget) -> str:
+        registry = target.reference.registry
+        auth = self._credentials.registry_auth(target.credentials, registry)
+        connection = self._connect(target, auth,
+                                   lambda: self._registry_factory(registry, auth, target.insecure))
+        return connection.provider.digest(target.reference)
+
+    def _connect(self, target: Target, credential: object, open_: Callable[[], P]) -> _Connection[P]:
+        """The target's provider, opened anew when its credential changed."""
         with self._lock:
             connection = self._connections.get(target)
-            if connection and connection.token == token:
+            if connection and connection.credential == credential:
                 return connection
             stale = connection
-            connection = _Connection(token, self._provider_factory(target.source, token))
+            connection = _Connection(credential, open_())
             self._connections[target] = connection
         if stale:
             stale.provider.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from providers import GitSource
+from providers import GitSource, ImageReference
 from revision_controller.function import FunctionRef
 
 
@@ -34,7 +34,22 @@ class GitTarget:
         return f"{self.source.describe()}@{self.branch or '(default branch)'}"
 
 
-Target = GitTarget
+@dataclass(frozen=True)
+class ImageTarget:
+    """An image reference in a registry, read with one set of registry credentials.
+
+    `insecure` is part of the identity: plain HTTP or unverified TLS is only
+    ever used for the Functions that asked for it."""
+
+    reference: ImageReference
+    insecure: bool = False
+    credentials: SecretRef | None = None
+
+    def describe(self) -> str:
+        return f"image {self.reference.describe()}" + (" (insecure registry)" if self.insecure else "")
+
+
+Target = GitTarget | ImageTarget
 
 
 @dataclass(frozen=True)
