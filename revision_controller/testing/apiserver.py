@@ -24,13 +24,13 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
 from revision_controller.testing.patches import PatchError, json_patch, merge_patch
+from revision_controller.testing.service import Service
 from revision_controller.testing.store import (JSON, RESOURCES, ApiError, EndReason, ResourceType,
                                                Selector, Store, Subscription, Target, bad_request)
 
@@ -511,7 +511,7 @@ class _HTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class ApiServer:
+class ApiServer(Service):
     """The stand-in server. `stop()` cuts every connection, open watches included;
     `start()` again restarts it on the same port with the same objects.
 
@@ -547,13 +547,6 @@ class ApiServer:
         if self._thread is not None:
             self._thread.join()
         self._server = self._thread = None
-
-    def __enter__(self) -> ApiServer:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

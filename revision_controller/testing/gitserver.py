@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from types import TracebackType
 from typing import Any, Callable, NamedTuple
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -36,6 +35,8 @@ from dulwich.objects import Blob, Commit
 from dulwich.repo import Repo
 from dulwich.server import BackendRepo, FileSystemBackend
 from dulwich.web import make_wsgi_chain
+
+from revision_controller.testing.service import Service
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -88,7 +89,7 @@ class HostedRepository:
         return sha.decode("ascii") if sha else None
 
 
-class GitServer:
+class GitServer(Service):
     """Serves repositories over smart HTTP on 127.0.0.1 until stopped.
 
     With `password`, every request needs HTTP Basic credentials with that
@@ -102,14 +103,6 @@ class GitServer:
         self._root: Path | None = None
         self._httpd: _ThreadingWSGIServer | None = None
         self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> GitServer:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         self._root = Path(tempfile.mkdtemp(prefix="gitserver-"))

@@ -32,12 +32,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import bcrypt
 import httpx
 import yaml
 
+from revision_controller.testing.service import Service
 from revision_controller.testing.tokenserver import TokenServer, self_signed
 
 BINARY = "docker-registry"
@@ -98,7 +98,7 @@ class RegistryError(RuntimeError):
     """The registry did not start, or refused something the test equipment asked of it."""
 
 
-class Registry:
+class Registry(Service):
     """One registry process on loopback, with its storage, stopped and removed on exit."""
 
     def __init__(self, auth: str = "none", tls: bool = False, username: str = "u",
@@ -115,14 +115,6 @@ class Registry:
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
         self._pusher: httpx.Client | None = None
-
-    def __enter__(self) -> Registry:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         binary = registry_binary()

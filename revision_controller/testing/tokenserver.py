@@ -24,7 +24,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -32,6 +31,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from revision_controller.testing.service import Service
 
 TOKEN_PATH = "/token"
 SERVICE = "test-registry"
@@ -102,7 +103,7 @@ class TokenRequest:
         return self.params.get("service", [None])[0]
 
 
-class TokenServer:
+class TokenServer(Service):
     """Issues registry tokens granting pull and push to `username`/`password`, and tokens
     granting pull (with `anonymous_pull`) or nothing to anonymous requests; refuses wrong
     credentials. Runs on 127.0.0.1 until stopped."""
@@ -120,14 +121,6 @@ class TokenServer:
         self._lock = threading.Lock()
         self._httpd: _TokenHTTPServer | None = None
         self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> TokenServer:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
 
     def start(self) -> None:
         self._httpd = _TokenHTTPServer(("127.0.0.1", 0), _TokenHandler)
