@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from kubernetes.config import ConfigException
 from revision_controller.daemon import Daemon, DaemonConfig
 from revision_controller.duration import parse_duration
 from revision_controller.logs import setup_logging
+from revision_controller.probes import parse_address
 
 log = logging.getLogger("revision_controller")
 
@@ -31,6 +33,14 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
     return int(text)
+
+
+def _address(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _namespaces(values: list[str] | None) -> tuple[str, ...]:
@@ -52,6 +62,21 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--default-polling-interval", type=_duration, default=5.0, metavar="DURATION",
                      help="interval for Functions that set none, as a Go duration (default: 5s)")
     run.add_argument("--workers", type=_positive, default=4, help="polls run at once (default: 4)")
+    run.add_argument("--leader-elect", action="store_true",
+                     help="act only while holding the Lease revision.openfunction.io, so replicas never "
+                          "both act")
+    run.add_argument("--leader-election-namespace", default=os.environ.get("POD_NAMESPACE", "openfunction"),
+                     metavar="NS", help="namespace of the Lease (default: $POD_NAMESPACE, else openfunction)")
+    run.add_argument("--leader-election-lease-duration", type=_duration, default=15.0, metavar="DURATION",
+                     help="how long a standby waits before taking over an unrenewed Lease (default: 15s)")
+    run.add_argument("--leader-election-renew-deadline", type=_duration, default=10.0, metavar="DURATION",
+                     help="a leader that could not renew for this long stops acting (default: 10s)")
+    run.add_argument("--leader-election-retry-period", type=_duration, default=2.0, metavar="DURATION",
+                     help="how often to try to acquire or renew the Lease (default: 2s)")
+    run.add_argument("--health-probe-bind-address", type=_address, default=":8081", metavar="ADDR",
+                     help="serve /healthz and /readyz here; 0 disables (default: :8081)")
+    run.add_argument("--metrics-bind-address", type=_address, default=":8080", metavar="ADDR",
+                     help="serve Prometheus /metrics here; 0 disables (default: :8080)")
     _add_logging(run)
     demo = commands.add_parser("demo", help="run the whole loop on this machine, then exit")
     _add_logging(demo)
@@ -64,17 +89,27 @@ def _add_logging(command: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    command = parser()
+    args = command.parse_args(argv)
+    if args.command == "run" and not (args.leader_election_lease_duration > args.leader_election_renew_deadline
+                                      > args.leader_election_retry_period):
+        command.error("leader election needs lease duration > renew deadline > retry period")
     setup_logging(args.log_level, args.log_format)
     if args.command == "demo":
         from revision_controller.demo import run_demo
         return run_demo()
     config = DaemonConfig(kubeconfig=args.kubeconfig, namespaces=_namespaces(args.namespace),
                           function_version=args.function_version,
-                          default_polling_interval=args.default_polling_interval, workers=args.workers)
+                          default_polling_interval=args.default_polling_interval, workers=args.workers,
+                          leader_elect=args.leader_elect, lease_namespace=args.leader_election_namespace,
+                          lease_duration=args.leader_election_lease_duration,
+                          renew_deadline=args.leader_election_renew_deadline,
+                          retry_period=args.leader_election_retry_period,
+                          health_probe_address=args.health_probe_bind_address,
+                          metrics_address=args.metrics_bind_address)
     try:
         daemon = Daemon(config)
-    except (ConfigException, OSError) as error:
+    except (ConfigException, OSError) as error:  # OSError: also a probe or metrics port in use
         where = args.kubeconfig or "the in-cluster service account"
         hint = "check the file" if args.kubeconfig else "outside a cluster, pass --kubeconfig PATH"
         print(f"revision-controller: cannot configure the Kubernetes client from {where}: {error} "

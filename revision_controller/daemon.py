@@ -10,24 +10,38 @@ subscriber whose recorded commit differs.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from kubernetes.client import ApiClient
 
 from revision_controller.credentials import CredentialStore
 from revision_controller.events import EventRecorder
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.kube import FunctionsApi, api_client
+from revision_controller.leadership import LeaderElector, LeaseConfig
+from revision_controller.metrics import Metrics
 from revision_controller.params import DEFAULT_POLLING_INTERVAL
 from revision_controller.patching import StatusPatcher, involved
 from revision_controller.planning import Notice, plan_function
 from revision_controller.polling import TargetPoller
+from revision_controller.probes import Check, EndpointServer, metrics_route, parse_address, probe_routes
 from revision_controller.scheduling import TargetScheduler
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import Target
 from revision_controller.watching import FunctionWatcher
 
 log = logging.getLogger(__name__)
+
+
+def default_identity() -> str:
+    """The pod's name in a cluster; elsewhere the host name with a random suffix, so that two
+    processes on one machine never share an identity."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,14 @@ class DaemonConfig:
     function_version: str = "v1beta2"
     default_polling_interval: float = DEFAULT_POLLING_INTERVAL
     workers: int = 4
-    identity: str = field(default_factory=socket.gethostname)
+    leader_elect: bool = False
+    lease_namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE", "openfunction"))
+    identity: str = field(default_factory=default_identity)
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    health_probe_address: str = ":8081"
+    metrics_address: str = ":8080"
 
 
 class Controller:
@@ -103,32 +124,104 @@ class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         api = api_client(config.kubeconfig)
+        self.metrics = Metrics()
         self.functions = FunctionsApi(api, config.function_version)
         self.events = EventRecorder(api, config.identity)
         self.book = SubscriptionBook()
-        patcher = StatusPatcher(self.functions, self.events, self.book.refresh)
-        self.poller = TargetPoller(self.book, CredentialStore(api), patcher, self.events,
-                                   self.functions.api_version)
+        self.metrics.count_from(lambda: len(self.book.functions()), lambda: len(self.book.targets()))
+        self.stopping = threading.Event()
+        self.elector = self._elector(api) if config.leader_elect else None
+        patcher = StatusPatcher(self.functions, self.events, self.metrics, self.book.refresh, self.may_act)
+        self.poller = TargetPoller(self.book, CredentialStore(api), patcher, self.events, self.metrics,
+                                   self.functions.api_version, self.may_act)
         self.scheduler = TargetScheduler(self.poller.poll, self.poller.forget, config.workers)
         self.controller = Controller(config, self.functions, self.events, self.book, self.scheduler)
-        self.stopping = threading.Event()
         self.watchers = [
             FunctionWatcher(self.functions, namespace, self.controller.changed, self.controller.deleted,
                             self.controller.resynced, self.stopping)
             for namespace in (config.namespaces or (None,))
         ]
+        self._threads: list[threading.Thread] = []
+        self._servers = self._endpoint_servers()
+
+    def may_act(self) -> bool:
+        """Only a leader polls and patches; without leader election, always."""
+        return self.elector is None or self.elector.is_leader
 
     def run(self) -> None:
-        """Serve until `stop()` is called, then finish the polls under way."""
-        log.info("revision controller starting: Functions %s in %s", self.functions.api_version,
-                 ", ".join(watcher.scope for watcher in self.watchers))
-        self.scheduler.start()
+        """Serve until `stop()` is called, then finish the polls under way and step down."""
+        log.info("revision controller %s starting: Functions %s in %s%s", self.config.identity,
+                 self.functions.api_version, ", ".join(watcher.scope for watcher in self.watchers),
+                 "; waiting to lead" if self.elector else "")
+        for server in self._servers:
+            server.start()
+        self.scheduler.start(paused=self.elector is not None)
+        self.metrics.leading(self.elector is None)
         for watcher in self.watchers:
-            threading.Thread(target=watcher.run, name=f"watch {watcher.scope}", daemon=True).start()
+            self._spawn(watcher.run, f"watch {watcher.scope}")
+        elector_stop = threading.Event()
+        election = self._spawn(lambda: self.elector.run(elector_stop), "leader election") if self.elector else None
         self.stopping.wait()
         log.info("revision controller stopping: finishing the polls under way")
         self.scheduler.shutdown()
+        elector_stop.set()  # steps down and releases the lease, now that nothing is in flight
+        if election:
+            election.join()
+        for server in self._servers:
+            server.stop()
         log.info("revision controller stopped")
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _spawn(self, loop: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def _elector(self, api: ApiClient) -> LeaderElector:
+        lease = LeaseConfig(namespace=self.config.lease_namespace, identity=self.config.identity,
+                            lease_duration=self.config.lease_duration,
+                            renew_deadline=self.config.renew_deadline, retry_period=self.config.retry_period)
+        return LeaderElector(api, lease, self._started_leading, self._stopped_leading)
+
+    def _started_leading(self) -> None:
+        self.metrics.leading(True)
+        self.scheduler.resume()
+
+    def _stopped_leading(self) -> None:
+        self.metrics.leading(False)
+        self.scheduler.pause()
+
+    def _endpoint_servers(self) -> list[EndpointServer]:
+        servers = []
+        probes = parse_address(self.config.health_probe_address)
+        if probes:
+            servers.append(EndpointServer(probes, probe_routes({"/healthz": self._liveness(),
+                                                                "/readyz": self._readiness()})))
+        metrics = parse_address(self.config.metrics_address)
+        if metrics:
+            servers.append(EndpointServer(metrics, metrics_route(self.metrics.registry)))
+        return servers
+
+    def _liveness(self) -> dict[str, Check]:
+        """Alive: every loop thread still turns and the scheduler has not died."""
+        return {
+            "loops": lambda: _all_alive(self._threads),
+            "scheduler": lambda: (self.scheduler.running or self.stopping.is_set(), "the scheduler stopped"),
+        }
+
+    def _readiness(self) -> dict[str, Check]:
+        """Ready: the watch is established and, when leading, the scheduler polls."""
+        return {
+            "watch": lambda: (all(w.connected for w in self.watchers), "the watch of Functions is not established"),
+            "scheduler": lambda: (self.scheduler.polling or not self.may_act(),
+                                  "leading, but the scheduler is not polling"),
+        }
+
+
+def _all_alive(threads: list[threading.Thread]) -> tuple[bool, str]:
+    dead = [thread.name for thread in threads if not thread.is_alive()]
+    return (not dead and bool(threads)), f"stopped: {', '.join(dead) or 'not started'}"
+

@@ -79,7 +79,7 @@ def run_demo() -> int:
                                                         built_status(first))
         say(f"Function {NAMESPACE}/{NAME} created; its last build used commit {first[:12]}")
 
-        daemon = Daemon(DaemonConfig(kubeconfig=str(kubeconfig)))
+        daemon = Daemon(DaemonConfig(kubeconfig=str(kubeconfig), health_probe_address="0", metrics_address="0"))
         runner = threading.Thread(target=daemon.run, name="daemon")
         runner.start()
         try:

@@ -1,14 +1,22 @@
 """Kubernetes Events on Functions: what the controller saw and did, and why it
-is not watching. Recording an Event never fails the work that asked for it."""
+is not watching. Recording an Event never fails the work that asked for it.
+
+A repeated Event (same Function, type, reason and message) updates the count
+and last timestamp of the one already recorded, as Kubernetes' own recorder
+does, instead of adding an object at every occurrence.
+"""
 
 from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from revision_controller.function import KIND, FunctionRef
 from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
@@ -16,6 +24,8 @@ from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
 COMPONENT = "openfunction-revision-controller"
 NORMAL = "Normal"
 WARNING = "Warning"
+REMEMBERED_EVENTS = 4096
+MESSAGE_LIMIT = 1024
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +37,38 @@ class InvolvedFunction:
     api_version: str
 
 
+@dataclass
+class _Recorded:
+    name: str
+    count: int
+
+
 class EventRecorder:
     def __init__(self, api: client.ApiClient, host: str) -> None:
         self._core = client.CoreV1Api(api)
         self._host = host
+        self._lock = threading.Lock()
+        self._recorded: OrderedDict[tuple[str, str, str, str, str], _Recorded] = OrderedDict()
 
     def record(self, function: InvolvedFunction, type_: str, reason: str, message: str) -> None:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        message = message[:MESSAGE_LIMIT]
+        key = (function.ref.namespace, function.uid or function.ref.name, type_, reason, message)
+        with self._lock:
+            seen = self._recorded.pop(key, None)
+        try:
+            seen = self._repeat(function.ref, seen) if seen else None
+            if seen is None:
+                seen = self._create(function, type_, reason, message)
+        except Exception as error:  # an Event is best effort; the work it reports has happened
+            log.warning("could not record Event %s on Function %s: %s", reason, function.ref, _summary(error))
+            return
+        with self._lock:
+            self._recorded[key] = seen
+            while len(self._recorded) > REMEMBERED_EVENTS:
+                self._recorded.popitem(last=False)
+
+    def _create(self, function: InvolvedFunction, type_: str, reason: str, message: str) -> _Recorded:
+        now = _now()
         ref = function.ref
         body = {
             "apiVersion": "v1",
@@ -43,19 +78,34 @@ class EventRecorder:
                                "namespace": ref.namespace, "name": ref.name, "uid": function.uid},
             "type": type_,
             "reason": reason,
-            "message": message[:1024],
+            "message": message,
             "count": 1,
-            "firstTimestamp": now.isoformat(timespec="seconds"),
-            "lastTimestamp": now.isoformat(timespec="seconds"),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "source": {"component": COMPONENT, "host": self._host},
             "reportingComponent": COMPONENT,
             "reportingInstance": self._host,
         }
+        self._core.create_namespaced_event(ref.namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        return _Recorded(body["metadata"]["name"], 1)
+
+    def _repeat(self, ref: FunctionRef, seen: _Recorded) -> _Recorded | None:
+        """Count one more occurrence on the recorded Event; None when it is gone (expired)."""
+        count = seen.count + 1
         try:
-            self._core.create_namespaced_event(ref.namespace, body,
-                                               _request_timeout=REQUEST_TIMEOUT_SECONDS)
-        except Exception as error:  # an Event is best effort; the work it reports has happened
-            log.warning("could not record Event %s on Function %s: %s", reason, ref, _summary(error))
+            self._core.patch_namespaced_event(seen.name, ref.namespace,
+                                              {"count": count, "lastTimestamp": _now()},
+                                              _content_type="application/merge-patch+json",
+                                              _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return _Recorded(seen.name, count)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _summary(error: Exception) -> str:

@@ -16,6 +16,7 @@ from revision_controller.decision import Change, decide, with_precondition
 from revision_controller.events import NORMAL, EventRecorder, InvolvedFunction
 from revision_controller.function import FunctionView, view_of
 from revision_controller.kube import FunctionsApi
+from revision_controller.metrics import Metrics
 
 MAX_ATTEMPTS = 4
 
@@ -26,23 +27,35 @@ log = logging.getLogger(__name__)
 class PatchOutcome:
     """What happened to one Function for one observed value."""
 
-    result: str  # "unchanged", "patched", "gone", "conflict", "failed"
+    result: str  # "unchanged", "patched", "gone", "conflict", "failed", "standby"
     view: FunctionView | None = None
 
 
 class StatusPatcher:
-    def __init__(self, functions: FunctionsApi, events: EventRecorder,
-                 on_view: Callable[[FunctionView], None]) -> None:
+    def __init__(self, functions: FunctionsApi, events: EventRecorder, metrics: Metrics,
+                 on_view: Callable[[FunctionView], None], may_act: Callable[[], bool]) -> None:
         self._functions = functions
         self._events = events
+        self._metrics = metrics
         self._on_view = on_view
+        self._may_act = may_act
 
     def apply(self, type_: str, view: FunctionView, observed: str) -> PatchOutcome:
         """Write what `observed` calls for on a Function watching as `type_`."""
+        if decide(type_, view, observed) is not None:
+            self._metrics.changed(type_)
+        outcome = self._apply(type_, view, observed)
+        if outcome.result != "unchanged":
+            self._metrics.patched(outcome.result)
+        return outcome
+
+    def _apply(self, type_: str, view: FunctionView, observed: str) -> PatchOutcome:
         for _ in range(MAX_ATTEMPTS):
             change = decide(type_, view, observed)
             if change is None:
                 return PatchOutcome("unchanged", view)
+            if not self._may_act():  # leadership was lost while this poll ran
+                return PatchOutcome("standby", view)
             try:
                 patched = view_of(self._functions.patch_status(
                     view.ref, with_precondition(change.patch, view.resource_version)))

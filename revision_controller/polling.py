@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,7 @@ from providers import (GitProvider, GitSource, ImageProvider, NotFound, Provider
 from revision_controller.credentials import CredentialsError, CredentialStore
 from revision_controller.events import WARNING, EventRecorder
 from revision_controller.function import FunctionRef
+from revision_controller.metrics import Metrics
 from revision_controller.patching import StatusPatcher, involved
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import GitTarget, ImageTarget, Target
@@ -51,9 +53,12 @@ class _Failure:
 
 class TargetPoller:
     def __init__(self, book: SubscriptionBook, credentials: CredentialStore, patcher: StatusPatcher,
-                 events: EventRecorder, api_version: str, git_factory: GitFactory = open_provider,
+                 events: EventRecorder, metrics: Metrics, api_version: str,
+                 may_act: Callable[[], bool] = lambda: True, git_factory: GitFactory = open_provider,
                  registry_factory: RegistryFactory = open_registry) -> None:
         self._book = book
+        self._metrics = metrics
+        self._may_act = may_act
         self._credentials = credentials
         self._patcher = patcher
         self._events = events
@@ -65,12 +70,18 @@ class TargetPoller:
         self._failures: dict[Target, _Failure] = {}
 
     def poll(self, target: Target) -> None:
+        if not self._may_act():
+            return
+        provider = target.source.repo_type if isinstance(target, GitTarget) else "registry"
+        started = time.monotonic()
         try:
             observed = self._head(target) if isinstance(target, GitTarget) else self._digest(target)
         except (ProviderError, CredentialsError) as error:
+            self._metrics.polled(provider, target.describe(), False, time.monotonic() - started)
             self._credentials.forget(target.credentials)
             self._failed(target, str(error))
             return
+        self._metrics.polled(provider, target.describe(), True, time.monotonic() - started)
         self._recovered(target)
         for subscription, view in self._book.subscribers(target):
             try:
@@ -83,6 +94,7 @@ class TargetPoller:
         with self._lock:
             connection = self._connections.pop(target, None)
             self._failures.pop(target, None)
+        self._metrics.forget_target(target.describe())
         if connection:
             connection.provider.close()
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from revision_controller.duration import format_duration
@@ -43,15 +44,31 @@ class TargetScheduler:
         self._jobs: dict[Target, tuple[str, float]] = {}
         self._ids = itertools.count(1)
 
-    def start(self) -> None:
-        self._scheduler.start()
+    def start(self, paused: bool = False) -> None:
+        """Start the scheduler; a paused one (a standby replica) keeps its plan but polls nothing."""
+        self._scheduler.start(paused=paused)
+
+    def pause(self) -> None:
+        if self._scheduler.state == STATE_RUNNING:
+            self._scheduler.pause()
+
+    def resume(self) -> None:
+        """Poll again; targets whose time came while paused are polled at once."""
+        if self._scheduler.state == STATE_PAUSED:
+            self._scheduler.resume()
 
     def shutdown(self) -> None:
         """Stop scheduling and wait for the polls under way to finish."""
-        self._scheduler.shutdown(wait=True)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    @property
+    def polling(self) -> bool:
+        return self._scheduler.state == STATE_RUNNING
 
     @property
     def running(self) -> bool:
+        """Started and not shut down, polling or paused."""
         return self._scheduler.running
 
     def planned(self) -> dict[Target, float]:

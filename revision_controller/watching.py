@@ -44,6 +44,7 @@ class FunctionWatcher:
         self._on_resync = on_resync
         self._stop = stop
         self.synced = threading.Event()
+        self.connected = False
 
     @property
     def scope(self) -> str:
@@ -62,6 +63,7 @@ class FunctionWatcher:
                 log.info("watch of Functions in %s expired; listing again", self.scope)
                 resource_version = ""
             except Exception as error:  # the API server may be down; keep trying
+                self.connected = False
                 if self._stop.is_set():
                     return
                 log.warning("watching Functions in %s failed: %s; retrying in %.1fs", self.scope,
@@ -81,6 +83,7 @@ class FunctionWatcher:
                 break
         self._on_resync(self._namespace, views)
         self.synced.set()
+        self.connected = True
         log.info("listed %d Functions in %s", len(views), self.scope)
         return metadata.get("resourceVersion", "")
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from providers.base import GitSource, ImageReference, NotFound, RegistryAuth, Unavailable
 from revision_controller.function import FunctionRef, FunctionView
+from revision_controller.metrics import Metrics
 from revision_controller.polling import TargetPoller
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import GitTarget, ImageTarget, SecretRef, Subscription
@@ -104,8 +105,8 @@ def setup(target, *subscribers: tuple[str, str], answers: list | None = None) ->
         opened.append(FakeRegistry(auth, answers if answers is not None else []))
         return opened[-1]
 
-    poller = TargetPoller(book, credentials, patcher, events, "core.openfunction.io/v1beta2",
-                          open_git, open_registry)
+    poller = TargetPoller(book, credentials, patcher, events, Metrics(), "core.openfunction.io/v1beta2",
+                          git_factory=open_git, registry_factory=open_registry)
     return Rig(poller, book, opened, credentials, patcher, events)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,13 +50,21 @@ def gitserver() -> Iterator[GitServer]:
         yield server
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class DaemonProcess:
     def __init__(self, kubeconfig: Path, log: Path, args: list[str]) -> None:
         self.log = log
+        self.probe_port, self.metrics_port = free_port(), free_port()
         self._out = log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "revision_controller.cli", "run", "--kubeconfig", str(kubeconfig),
-             "--log-level", "debug", *args],
+             "--log-level", "debug", "--health-probe-bind-address", f"127.0.0.1:{self.probe_port}",
+             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}", *args],
             stdout=self._out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def output(self) -> str:

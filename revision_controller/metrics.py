@@ -1,0 +1,63 @@
+"""Prometheus metrics: what was polled, what changed, what was patched, who leads.
+
+Each daemon has its own registry, so several daemons in one process (tests,
+the demo) never share counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "revision_controller"
+POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._polls = Counter(f"{PREFIX}_polls_total", "Polls of targets, by provider and outcome",
+                              ["provider", "outcome"], registry=self.registry)
+        self._poll_seconds = Histogram(f"{PREFIX}_poll_duration_seconds", "Time one poll of a target took",
+                                       ["provider"], buckets=POLL_BUCKETS, registry=self.registry)
+        self._changes = Counter(f"{PREFIX}_changes_detected_total",
+                                "Moved heads or digests that called for a status patch, by type",
+                                ["type"], registry=self.registry)
+        self._patches = Counter(f"{PREFIX}_patches_total", "Status patches, by result",
+                                ["result"], registry=self.registry)
+        self._last_success = Gauge(f"{PREFIX}_last_successful_poll_timestamp_seconds",
+                                   "Unix time of the last successful poll, by target", ["target"],
+                                   registry=self.registry)
+        self._leader = Gauge(f"{PREFIX}_leader", "1 while this replica leads and acts, else 0",
+                             registry=self.registry)
+        self._functions = Gauge(f"{PREFIX}_watched_functions", "Functions subscribed to a target",
+                                registry=self.registry)
+        self._targets = Gauge(f"{PREFIX}_targets", "Targets being polled", registry=self.registry)
+
+    def count_from(self, functions: Callable[[], int], targets: Callable[[], int]) -> None:
+        """Read the watched Functions and targets at scrape time."""
+        self._functions.set_function(functions)
+        self._targets.set_function(targets)
+
+    def polled(self, provider: str, target: str, succeeded: bool, seconds: float) -> None:
+        self._polls.labels(provider, "success" if succeeded else "failure").inc()
+        self._poll_seconds.labels(provider).observe(seconds)
+        if succeeded:
+            self._last_success.labels(target).set(time.time())
+
+    def forget_target(self, target: str) -> None:
+        try:
+            self._last_success.remove(target)
+        except KeyError:
+            pass
+
+    def changed(self, type_: str) -> None:
+        self._changes.labels(type_).inc()
+
+    def patched(self, result: str) -> None:
+        self._patches.labels(result).inc()
+
+    def leading(self, leads: bool) -> None:
+        self._leader.set(1 if leads else 0)
