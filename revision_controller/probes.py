@@ -23,8 +23,8 @@ def parse_address(address: str) -> tuple[str, int] | None:
     """`:8081`, `0.0.0.0:8081` or `127.0.0.1:0` as (host, port); None for `0` (disabled)."""
     if address.strip() == "0":
         return None
-    host, _, port = address.rpartition(":")
-    if not port.isdigit():
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit():
         raise ValueError(f"{address!r} is not an address: write e.g. :8081 or 127.0.0.1:8081, or 0 to disable")
     return (host or "0.0.0.0", int(port))
 
