@@ -1,18 +1,32 @@
-"""deploy/bundle.yaml: valid Kubernetes objects, named as the contract says, least privilege."""
+"""deploy/bundle.yaml: valid Kubernetes objects, named as the contract says, least privilege, hardened."""
+
+from __future__ import annotations
 
 import json
-from pathlib import Path
+import re
 
-import pytest
-import yaml
 from kubernetes import client
 
-BUNDLE = Path(__file__).resolve().parents[2] / "deploy" / "bundle.yaml"
+from tests.deploy.conftest import BUNDLE, ROOT, Tool
 
+FUNCTIONS = "core.openfunction.io"
 
-@pytest.fixture(scope="module")
-def objects() -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(BUNDLE.read_text()) if doc]
+# Every Kubernetes API method the daemon calls, with the permissions it needs.
+# The custom-object methods only ever address Functions; a list method also
+# serves watches, because watch.Watch().stream is handed the list method.
+PERMISSIONS = {
+    "list_namespaced_custom_object": {(FUNCTIONS, "functions", "list"), (FUNCTIONS, "functions", "watch")},
+    "list_cluster_custom_object": {(FUNCTIONS, "functions", "list"), (FUNCTIONS, "functions", "watch")},
+    "get_namespaced_custom_object": {(FUNCTIONS, "functions", "get")},
+    "patch_namespaced_custom_object_status": {(FUNCTIONS, "functions/status", "patch")},
+    "read_namespaced_secret": {("", "secrets", "get")},
+    "create_namespaced_event": {("", "events", "create")},
+    "patch_namespaced_event": {("", "events", "patch")},
+    "read_namespaced_lease": {("coordination.k8s.io", "leases", "get")},
+    "create_namespaced_lease": {("coordination.k8s.io", "leases", "create")},
+    "replace_namespaced_lease": {("coordination.k8s.io", "leases", "update")},
+}
+API_METHOD = re.compile(r"\.((?:read|list|get|create|patch|replace|delete|watch)_(?:namespaced|cluster)_\w+)")
 
 
 def by_kind(objects: list[dict], kind: str) -> dict:
@@ -20,44 +34,130 @@ def by_kind(objects: list[dict], kind: str) -> dict:
     return found
 
 
-def test_every_object_is_a_valid_model_with_no_unknown_field(objects: list[dict]) -> None:
+def grants(role: dict) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb) for rule in role["rules"]
+            for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def pod_spec(objects: list[dict]) -> dict:
+    return by_kind(objects, "Deployment")["spec"]["template"]["spec"]
+
+
+def container(objects: list[dict]) -> dict:
+    (only,) = pod_spec(objects)["containers"]
+    return only
+
+
+def daemon_api_methods() -> set[str]:
+    """Kubernetes API methods named in the daemon's code; the demo and test equipment run elsewhere."""
+    sources = [path for package in ("revision_controller", "providers") for path in (ROOT / package).rglob("*.py")
+               if "testing" not in path.parts and path.name != "demo.py"]
+    return {method for path in sources for method in API_METHOD.findall(path.read_text())}
+
+
+def test_every_object_is_a_valid_model_with_no_unknown_field(bundle: list[dict]) -> None:
     api = client.ApiClient()
-    for obj in objects:
+    for obj in bundle:
         model = api.deserialize(json.dumps(obj), f"V1{obj['kind']}", "application/json")
         assert api.sanitize_for_serialization(model) == obj, obj["kind"]
 
 
-def test_names_and_labels_follow_the_contract(objects: list[dict]) -> None:
-    assert by_kind(objects, "Namespace")["metadata"]["name"] == "openfunction"
-    for kind in ("ServiceAccount", "Deployment", "ClusterRole", "ClusterRoleBinding"):
-        assert by_kind(objects, kind)["metadata"]["name"].startswith("openfunction-revision-controller")
-    deployment = by_kind(objects, "Deployment")
-    assert deployment["metadata"]["namespace"] == "openfunction"
+def test_kubectl_reads_the_bundle_as_these_tests_do(kubectl: Tool, bundle: list[dict]) -> None:
+    # Offline, kubectl create/apply --dry-run=client still ask a server for discovery;
+    # `label --local` decodes without one. Removing an absent label changes nothing
+    # but an empty labels map.
+    output = kubectl("label", "--local", "-o", "json", "-f", BUNDLE, "absent-")
+    # One indented JSON document per object: each starts with "{" at the start of a line.
+    read = [json.loads(chunk) for chunk in re.split(r"(?m)^(?=\{)", output) if chunk.strip()]
+    for obj in read:
+        if not obj["metadata"]["labels"]:
+            del obj["metadata"]["labels"]
+    assert read == bundle
+
+
+def test_names_and_labels_follow_the_contract(bundle: list[dict]) -> None:
+    assert by_kind(bundle, "Namespace")["metadata"]["name"] == "openfunction"
+    for obj in bundle:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["name"].startswith("openfunction-revision-controller")
+            assert obj["metadata"]["labels"]["control-plane"] == "revision-controller"
+            assert obj["metadata"].get("namespace", "openfunction") == "openfunction"
+    deployment = by_kind(bundle, "Deployment")
+    assert deployment["spec"]["selector"]["matchLabels"] == {"control-plane": "revision-controller"}
     assert deployment["spec"]["template"]["metadata"]["labels"]["control-plane"] == "revision-controller"
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == by_kind(objects, "ServiceAccount")["metadata"]["name"]
+    assert pod_spec(bundle)["serviceAccountName"] == by_kind(bundle, "ServiceAccount")["metadata"]["name"]
+    assert container(bundle)["image"] == "openfunction/revision-controller-python:0.1.0"
+    assert container(bundle)["imagePullPolicy"] == "IfNotPresent"
 
 
-def test_rbac_grants_exactly_what_the_daemon_calls(objects: list[dict]) -> None:
-    granted = {(group, resource): set(rule["verbs"])
-               for rule in by_kind(objects, "ClusterRole")["rules"]
-               for group in rule["apiGroups"] for resource in rule["resources"]}
-    assert granted == {
-        ("core.openfunction.io", "functions"): {"get", "list", "watch"},
-        ("core.openfunction.io", "functions/status"): {"get", "patch"},
-        ("", "secrets"): {"get"},
-        ("", "events"): {"create", "patch"},
+def test_rbac_grants_exactly_the_listed_verbs(bundle: list[dict]) -> None:
+    assert grants(by_kind(bundle, "ClusterRole")) == {
+        (FUNCTIONS, "functions", "get"), (FUNCTIONS, "functions", "list"), (FUNCTIONS, "functions", "watch"),
+        (FUNCTIONS, "functions/status", "get"), (FUNCTIONS, "functions/status", "patch"),
+        ("", "secrets", "get"),
+        ("", "events", "create"), ("", "events", "patch"),
     }
-    binding = by_kind(objects, "ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == by_kind(objects, "ClusterRole")["metadata"]["name"]
+    assert grants(by_kind(bundle, "Role")) == {
+        ("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")}
 
 
-def test_the_container_runs_without_privilege(objects: list[dict]) -> None:
-    pod = by_kind(objects, "Deployment")["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    (container,) = pod["containers"]
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False,
-                                            "readOnlyRootFilesystem": True,
-                                            "capabilities": {"drop": ["ALL"]}}
-    assert container["resources"]["limits"] and container["resources"]["requests"]
+def test_bindings_give_the_roles_to_the_service_account(bundle: list[dict]) -> None:
+    account = by_kind(bundle, "ServiceAccount")["metadata"]
+    for binding_kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        binding = by_kind(bundle, binding_kind)
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind,
+                                      "name": by_kind(bundle, role_kind)["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"],
+                                        "namespace": account["namespace"]}]
+
+
+def test_leases_are_granted_only_in_the_controllers_namespace(bundle: list[dict]) -> None:
+    assert by_kind(bundle, "Role")["metadata"]["namespace"] == "openfunction"
+    assert not any(resource == "leases" for _, resource, _ in grants(by_kind(bundle, "ClusterRole")))
+
+
+def test_rbac_grants_every_api_call_the_daemon_makes(bundle: list[dict]) -> None:
+    called = daemon_api_methods()
+    assert "read_namespaced_secret" in called, "the scan of the daemon's code found nothing: is it broken?"
+    unknown = called - PERMISSIONS.keys()
+    assert not unknown, f"new API calls {unknown}: add them to PERMISSIONS here and grant them in the bundle"
+    granted = grants(by_kind(bundle, "ClusterRole")) | grants(by_kind(bundle, "Role"))
+    needed = set().union(*(PERMISSIONS[method] for method in called))
+    assert needed <= granted, f"not granted: {needed - granted}"
+
+
+def test_the_container_runs_without_privilege(bundle: list[dict]) -> None:
+    pod = pod_spec(bundle)
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    assert container(bundle)["securityContext"] == {"allowPrivilegeEscalation": False,
+                                                    "readOnlyRootFilesystem": True,
+                                                    "capabilities": {"drop": ["ALL"]}}
+    assert pod["terminationGracePeriodSeconds"] == 30
+    assert container(bundle)["resources"]["limits"] and container(bundle)["resources"]["requests"]
+
+
+def test_tmp_is_a_small_writable_scratch_volume(bundle: list[dict]) -> None:
+    (volume,) = pod_spec(bundle)["volumes"]
+    assert volume["emptyDir"]["sizeLimit"]
+    assert container(bundle)["volumeMounts"] == [{"name": volume["name"], "mountPath": "/tmp"}]
+
+
+def test_probes_and_metrics_are_served_where_the_arguments_bind_them(bundle: list[dict]) -> None:
+    main = container(bundle)
+    assert {port["name"]: port["containerPort"] for port in main["ports"]} == {"metrics": 8080, "probes": 8081}
+    assert "--health-probe-bind-address=:8081" in main["args"]
+    assert "--metrics-bind-address=:8080" in main["args"]
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8081}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8081}
+    service = by_kind(bundle, "Service")
+    assert service["spec"]["selector"] == by_kind(bundle, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]
+
+
+def test_leader_election_is_on_with_the_pods_identity(bundle: list[dict]) -> None:
+    main = container(bundle)
+    assert "--leader-elect" in main["args"]
+    assert "--log-format=json" in main["args"]
+    assert {env["name"]: env["valueFrom"]["fieldRef"]["fieldPath"] for env in main["env"]} == {
+        "POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}

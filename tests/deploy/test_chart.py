@@ -1,0 +1,103 @@
+"""deploy/chart: lints, renders the bundle's objects when switched on, nothing when off, honours its values."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import CHART, ROOT, Tool, parse
+
+ENABLE = ("--set", "revisionController.enable=true")
+
+
+def render(helm: Tool, *args: str, chart: Path = CHART, release: str = "any-release-name") -> list[dict]:
+    return parse(helm("template", release, chart, "--namespace", "openfunction", *args))
+
+
+def keyed(objects: list[dict]) -> dict[tuple[str, str], dict]:
+    found = {(obj["kind"], obj["metadata"]["name"]): obj for obj in objects}
+    assert len(found) == len(objects), "two objects share a kind and name"
+    return found
+
+
+def deployment(objects: list[dict]) -> dict:
+    return keyed(objects)[("Deployment", "openfunction-revision-controller")]
+
+
+def without_namespace(bundle: list[dict]) -> dict[tuple[str, str], dict]:
+    return {key: obj for key, obj in keyed(bundle).items() if key[0] != "Namespace"}
+
+
+@pytest.mark.parametrize("switch", [(), ENABLE], ids=["off", "on"])
+def test_lints(helm: Tool, switch: tuple[str, ...]) -> None:
+    helm("lint", "--strict", CHART, *switch)
+
+
+def test_renders_nothing_when_switched_off(helm: Tool) -> None:
+    assert render(helm) == []
+
+
+def test_renders_the_bundle_less_its_namespace_when_switched_on(helm: Tool, bundle: list[dict]) -> None:
+    assert keyed(render(helm, *ENABLE)) == without_namespace(bundle)
+
+
+def test_namespaced_objects_follow_the_release_namespace(helm: Tool) -> None:
+    objects = parse(helm("template", "rc", CHART, "--namespace", "elsewhere", *ENABLE))
+    for obj in objects:
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert obj["metadata"]["namespace"] == "elsewhere", obj["kind"]
+        for subject in obj.get("subjects", []):
+            assert subject["namespace"] == "elsewhere"
+
+
+def test_values_are_honoured(helm: Tool, bundle: list[dict]) -> None:
+    objects = render(helm, *ENABLE,
+                     "--set", "revisionController.image.repository=registry.example/rc",
+                     "--set", "revisionController.image.tag=9.9.9",
+                     "--set", "revisionController.image.pullPolicy=Always",
+                     "--set", "revisionController.logLevel=debug",
+                     "--set", "revisionController.replicas=3",
+                     "--set-json", 'revisionController.extraArgs=["--workers=8", "--namespace=apps"]',
+                     "--set-json", 'revisionController.resources={"limits": {"memory": "1Gi"}}',
+                     "--set-json", 'revisionController.nodeSelector={"kubernetes.io/os": "linux"}',
+                     "--set-json", 'revisionController.tolerations=[{"key": "dedicated", "operator": "Exists"}]',
+                     "--set-json", 'revisionController.affinity={"podAntiAffinity": null}')
+    spec = deployment(objects)["spec"]
+    pod = spec["template"]["spec"]
+    (main,) = pod["containers"]
+    (bundled,) = deployment(bundle)["spec"]["template"]["spec"]["containers"]
+    assert spec["replicas"] == 3
+    assert main["image"] == "registry.example/rc:9.9.9"
+    assert main["imagePullPolicy"] == "Always"
+    assert main["args"] == [arg for arg in bundled["args"] if arg != "--log-level=info"] + [
+        "--log-level=debug", "--workers=8", "--namespace=apps"]
+    # Helm merges maps given on the command line into the defaults.
+    assert main["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"},
+                                 "limits": {"cpu": "500m", "memory": "1Gi"}}
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert "affinity" not in pod
+
+
+def test_drops_into_the_umbrella_charts_templates_folder(helm: Tool, bundle: list[dict], tmp_path: Path) -> None:
+    """As OpenFunction's chart holds its revision controller: templates/revision-controller/, values merged."""
+    umbrella = tmp_path / "openfunction"
+    shutil.copytree(CHART / "templates", umbrella / "templates" / "revision-controller")
+    (umbrella / "Chart.yaml").write_text(yaml.safe_dump({"apiVersion": "v2", "name": "openfunction",
+                                                          "version": "1.2.0"}))
+    shutil.copy(CHART / "values.yaml", umbrella / "values.yaml")
+    assert render(helm, chart=umbrella, release="openfunction") == []
+    assert keyed(render(helm, *ENABLE, chart=umbrella, release="openfunction")) == without_namespace(bundle)
+
+
+def test_versions_agree_with_the_package(bundle: list[dict]) -> None:
+    package = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    image = yaml.safe_load((CHART / "values.yaml").read_text())["revisionController"]["image"]
+    (bundled,) = deployment(bundle)["spec"]["template"]["spec"]["containers"]
+    assert chart["appVersion"] == image["tag"] == package
+    assert bundled["image"] == f"{image['repository']}:{image['tag']}"
