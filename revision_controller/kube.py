@@ -6,11 +6,14 @@ slightly longer client-side read timeout so a silent connection cannot hang.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
+from kubernetes.watch.watch import iter_resp_lines
+from urllib3 import HTTPResponse
 
 from revision_controller.function import GROUP, PLURAL, FunctionRef
 
@@ -43,24 +46,22 @@ class FunctionsApi:
         kwargs: dict[str, Any] = {"limit": LIST_PAGE_SIZE, "_request_timeout": REQUEST_TIMEOUT_SECONDS}
         if continue_token:
             kwargs["_continue"] = continue_token
-        if namespace:
-            return self._custom.list_namespaced_custom_object(GROUP, self.version, namespace, PLURAL,
-                                                              **kwargs)
-        return self._custom.list_cluster_custom_object(GROUP, self.version, PLURAL, **kwargs)
+        return self._list(namespace, **kwargs)
 
     def watch(self, namespace: str | None, resource_version: str) -> Iterator[dict[str, Any]]:
-        """Events after `resource_version` until the server ends the stream.
+        """Opens a watch from `resource_version`, then yields its events as dicts until the server
+        ends the stream. A refused watch raises ApiException before this returns, so a return
+        means the watch is established; an expired version arrives as an ERROR event (code 410)."""
+        response: HTTPResponse = self._list(
+            namespace, watch=True, resource_version=resource_version, timeout_seconds=WATCH_TIMEOUT_SECONDS,
+            allow_watch_bookmarks=True, _preload_content=False,
+            _request_timeout=(REQUEST_TIMEOUT_SECONDS, WATCH_TIMEOUT_SECONDS + 30))
+        return _events(response)
 
-        Raises ApiException(410) when that version is too old to resume from."""
-        kwargs: dict[str, Any] = {"resource_version": resource_version,
-                                  "timeout_seconds": WATCH_TIMEOUT_SECONDS,
-                                  "allow_watch_bookmarks": True,
-                                  "_request_timeout": (REQUEST_TIMEOUT_SECONDS, WATCH_TIMEOUT_SECONDS + 30)}
+    def _list(self, namespace: str | None, **kwargs: Any) -> Any:
         if namespace:
-            return watch.Watch().stream(self._custom.list_namespaced_custom_object, GROUP, self.version,
-                                        namespace, PLURAL, **kwargs)
-        return watch.Watch().stream(self._custom.list_cluster_custom_object, GROUP, self.version,
-                                    PLURAL, **kwargs)
+            return self._custom.list_namespaced_custom_object(GROUP, self.version, namespace, PLURAL, **kwargs)
+        return self._custom.list_cluster_custom_object(GROUP, self.version, PLURAL, **kwargs)
 
     def get(self, ref: FunctionRef) -> dict[str, Any]:
         return self._custom.get_namespaced_custom_object(GROUP, self.version, ref.namespace, PLURAL,
@@ -70,3 +71,13 @@ class FunctionsApi:
         return self._custom.patch_namespaced_custom_object_status(
             GROUP, self.version, ref.namespace, PLURAL, ref.name, body,
             _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT_SECONDS)
+
+
+def _events(response: HTTPResponse) -> Iterator[dict[str, Any]]:
+    try:
+        for line in iter_resp_lines(response):
+            if line.strip():
+                yield json.loads(line)
+    finally:
+        response.close()
+        response.release_conn()

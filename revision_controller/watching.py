@@ -90,19 +90,25 @@ class FunctionWatcher:
     def _watch(self, resource_version: str) -> str:
         """Handle events until the stream ends; the resourceVersion to resume from."""
         try:
-            for event in self._functions.watch(self._namespace, resource_version):
-                if self._stop.is_set():
-                    break
-                resource_version = self._handle(event) or resource_version
+            events = self._functions.watch(self._namespace, resource_version)
         except ApiException as error:
             if error.status == 410:
                 raise ResourceVersionExpired() from None
             raise
+        self.connected = True
+        for event in events:
+            if self._stop.is_set():
+                break
+            resource_version = self._handle(event) or resource_version
         return resource_version
 
     def _handle(self, event: dict[str, Any]) -> str:
         kind = event.get("type")
         obj = event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise ResourceVersionExpired()
+            raise ApiException(status=obj.get("code"), reason=f"{obj.get('reason')}: {obj.get('message')}")
         if kind == "BOOKMARK":
             return (obj.get("metadata") or {}).get("resourceVersion", "")
         view = view_of(obj)
