@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from revision_controller.testing import ApiServer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLES = SHARED / "openfunction" / "samples"
@@ -21,3 +24,11 @@ def samples() -> dict[str, dict]:
             for path in sorted(SAMPLES.glob("*.yaml"))
             for index, doc in enumerate(yaml.safe_load_all(path.read_text()))
             if doc and doc.get("kind") == "Function"}
+
+
+@pytest.fixture
+def apiserver(tmp_path: Path) -> Iterator[ApiServer]:
+    """The Kubernetes API stand-in, with a kubeconfig for it at tmp_path/kubeconfig."""
+    with ApiServer() as server:
+        server.write_kubeconfig(tmp_path / "kubeconfig")
+        yield server

@@ -1,6 +1,5 @@
 """EventRecorder against the API stand-in: Events are created, and repeats aggregated."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,6 @@ from revision_controller.function import FunctionRef
 from revision_controller.testing import ApiServer
 
 FN = InvolvedFunction(FunctionRef("default", "fn"), "uid-1", "core.openfunction.io/v1beta2")
-
-
-@pytest.fixture
-def apiserver(tmp_path: Path) -> Iterator[ApiServer]:
-    with ApiServer() as server:
-        server.write_kubeconfig(tmp_path / "kubeconfig")
-        yield server
 
 
 @pytest.fixture

@@ -38,13 +38,6 @@ def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
 
 
 @pytest.fixture
-def apiserver(tmp_path: Path) -> Iterator[ApiServer]:
-    with ApiServer() as server:
-        server.write_kubeconfig(tmp_path / "kubeconfig")
-        yield server
-
-
-@pytest.fixture
 def gitserver() -> Iterator[GitServer]:
     with GitServer() as server:
         yield server

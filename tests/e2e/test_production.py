@@ -85,15 +85,21 @@ def test_probes_and_metrics_follow_polls_changes_and_outages(
     wait_for(lambda: answers(daemon, "/readyz", 200), 15, "/readyz again")
 
 
-def test_one_of_two_replicas_acts_and_a_standby_takes_over_when_it_dies(
-        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
-    repo = gitserver.create_repository("elected", branch="main")
-    create(functions, function_manifest("elected", repo.url, PARAMS), repo.head("main"))
+def two_replicas(apiserver: ApiServer, start_daemon) -> tuple[DaemonProcess, DaemonProcess]:
+    """Two daemons with leader election, once one holds the Lease: (leader, standby)."""
     replicas = [start_daemon(*LEADER_FLAGS), start_daemon(*LEADER_FLAGS)]
     holder = wait_for(lambda: lease_holder(apiserver), 10, "a leader")
     wait_for(lambda: all(identity(replica) for replica in replicas), 5, "both replicas started")
     (leader,) = [replica for replica in replicas if identity(replica) == holder]
     (standby,) = [replica for replica in replicas if replica is not leader]
+    return leader, standby
+
+
+def test_one_of_two_replicas_acts_and_a_standby_takes_over_when_it_dies(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("elected", branch="main")
+    create(functions, function_manifest("elected", repo.url, PARAMS), repo.head("main"))
+    leader, standby = two_replicas(apiserver, start_daemon)
     wait_for(lambda: metric(standby, "revision_controller_leader") == 0, 5, "the standby's leader gauge")
     assert answers(standby, "/readyz", 200)  # a standby is ready: it watches and stands by
 
@@ -117,11 +123,7 @@ def test_sigterm_releases_the_lease_so_the_standby_takes_over_at_once(
         apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
     repo = gitserver.create_repository("handover", branch="main")
     create(functions, function_manifest("handover", repo.url, PARAMS), repo.head("main"))
-    replicas = [start_daemon(*LEADER_FLAGS), start_daemon(*LEADER_FLAGS)]
-    holder = wait_for(lambda: lease_holder(apiserver), 10, "a leader")
-    wait_for(lambda: all(identity(replica) for replica in replicas), 5, "both replicas started")
-    (leader,) = [replica for replica in replicas if identity(replica) == holder]
-    (standby,) = [replica for replica in replicas if replica is not leader]
+    leader, standby = two_replicas(apiserver, start_daemon)
     stopped = time.monotonic()
     assert leader.stop() == 0
     wait_for(lambda: lease_holder(apiserver) == identity(standby), LEASE_SECONDS - 1, "an early takeover")
