@@ -70,8 +70,9 @@ class CredentialStore:
 
     def forget(self, ref: SecretRef | None) -> None:
         """Read the Secret afresh next time: its credential was just refused, and may have been fixed."""
-        with self._lock:
-            self._cache.pop(ref, None)
+        if ref is not None:
+            with self._lock:
+                self._cache.pop(ref, None)
 
     def _secret(self, ref: SecretRef, kind: str) -> _Secret:
         now = time.monotonic()

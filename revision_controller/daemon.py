@@ -159,8 +159,8 @@ class Daemon:
         self.metrics.leading(self.elector is None)
         for watcher in self.watchers:
             self._spawn(watcher.run, f"watch {watcher.scope}")
-        elector_stop = threading.Event()
-        election = self._spawn(lambda: self.elector.run(elector_stop), "leader election") if self.elector else None
+        elector, elector_stop = self.elector, threading.Event()
+        election = self._spawn(lambda: elector.run(elector_stop), "leader election") if elector else None
         self.stopping.wait()
         log.info("revision controller stopping: finishing the polls under way")
         self.scheduler.shutdown()

@@ -70,10 +70,11 @@ class EventRecorder:
     def _create(self, function: InvolvedFunction, type_: str, reason: str, message: str) -> _Recorded:
         now = _now()
         ref = function.ref
+        name = f"{ref.name}.{time.time_ns():x}"
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{ref.name}.{time.time_ns():x}", "namespace": ref.namespace},
+            "metadata": {"name": name, "namespace": ref.namespace},
             "involvedObject": {"apiVersion": function.api_version, "kind": KIND,
                                "namespace": ref.namespace, "name": ref.name, "uid": function.uid},
             "type": type_,
@@ -87,7 +88,7 @@ class EventRecorder:
             "reportingInstance": self._host,
         }
         self._core.create_namespaced_event(ref.namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
-        return _Recorded(body["metadata"]["name"], 1)
+        return _Recorded(name, 1)
 
     def _repeat(self, ref: FunctionRef, seen: _Recorded) -> _Recorded | None:
         """Count one more occurrence on the recorded Event; None when it is gone (expired)."""
