@@ -70,6 +70,10 @@ def no_commits(subject: Subject) -> NotFound:
     return NotFound(f"{subject}: no commits: the branch does not exist or is empty")
 
 
+def no_default_branch(subject: Subject) -> NotFound:
+    return NotFound(f"{subject}: the repository has no default branch; is it empty?")
+
+
 def causes(error: BaseException) -> Iterator[BaseException]:
     """The error, then what caused it, innermost last."""
     seen: set[int] = set()

@@ -6,10 +6,9 @@ from typing import Any
 
 import httpx
 
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource,
-                            NotFound)
-from providers.failures import (Subject, bad_answer, for_status, no_commits, timed_out,
-                                unreachable)
+from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource
+from providers.failures import (Subject, bad_answer, for_status, no_commits, no_default_branch,
+                                timed_out, unreachable)
 from providers.urls import normalise_base_url, owner_and_repo
 
 PUBLIC_API = "https://gitee.com/api/v5"
@@ -59,7 +58,7 @@ class Provider(GitProvider):
         subject = Subject(self.source)
         branch = _text(self._get("", subject), "default_branch", subject)
         if not branch:
-            raise NotFound(f"{subject}: the repository has no default branch; is it empty?")
+            raise no_default_branch(subject)
         return branch
 
     def close(self) -> None:

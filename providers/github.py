@@ -9,10 +9,9 @@ import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
 from github.Repository import Repository
 
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, NotFound,
-                            ProviderError)
-from providers.failures import (Subject, bad_answer, for_status, no_commits, timed_out,
-                                unreachable)
+from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, ProviderError
+from providers.failures import (Subject, bad_answer, for_status, no_commits, no_default_branch,
+                                timed_out, unreachable)
 from providers.urls import RepositoryURL, normalise_base_url, owner_and_repo
 
 PUBLIC_API = "https://api.github.com"
@@ -66,7 +65,7 @@ class Provider(GitProvider):
         with self._answering(subject):
             branch = self._repository().default_branch
         if not branch:
-            raise NotFound(f"{subject}: the repository has no default branch; is it empty?")
+            raise no_default_branch(subject)
         return branch
 
     def close(self) -> None:

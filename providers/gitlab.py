@@ -11,10 +11,9 @@ import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource,
-                            NotFound)
-from providers.failures import (Subject, bad_answer, for_status, no_commits, timed_out,
-                                unreachable)
+from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource
+from providers.failures import (Subject, bad_answer, for_status, no_commits, no_default_branch,
+                                timed_out, unreachable)
 from providers.urls import (RepositoryURL, is_repository_path, normalise_base_url,
                             parse_repository_url)
 
@@ -94,7 +93,7 @@ class Provider(GitProvider):
         with self._answering(subject):
             branch = self._gitlab.projects.get(self.source.repository, **_NO_RETRY).default_branch
         if not branch:
-            raise NotFound(f"{subject}: the project has no default branch; is its repository empty?")
+            raise no_default_branch(subject)
         return branch
 
     def close(self) -> None:
