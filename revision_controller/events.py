@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from revision_controller.function import KIND, FunctionRef
-from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
+from revision_controller.kube import REQUEST_TIMEOUT_SECONDS, api_error_summary
 
 COMPONENT = "openfunction-revision-controller"
 NORMAL = "Normal"
@@ -60,7 +60,8 @@ class EventRecorder:
             if seen is None:
                 seen = self._create(function, type_, reason, message)
         except Exception as error:  # an Event is best effort; the work it reports has happened
-            log.warning("could not record Event %s on Function %s: %s", reason, function.ref, _summary(error))
+            log.warning("could not record Event %s on Function %s: %s", reason, function.ref,
+                        api_error_summary(error))
             return
         with self._lock:
             self._recorded[key] = seen
@@ -107,8 +108,3 @@ class EventRecorder:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _summary(error: Exception) -> str:
-    status = getattr(error, "status", None)
-    return f"HTTP {status} {getattr(error, 'reason', '')}".strip() if status else type(error).__name__

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3 import HTTPResponse
 
@@ -81,3 +82,10 @@ def _events(response: HTTPResponse) -> Iterator[dict[str, Any]]:
     finally:
         response.close()
         response.release_conn()
+
+
+def api_error_summary(error: Exception) -> str:
+    """A short, token-free account of a failed call: the HTTP status, or what kind of failure."""
+    if isinstance(error, ApiException):
+        return f"HTTP {error.status} {error.reason}"
+    return f"{type(error).__name__}: {error}"

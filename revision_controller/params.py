@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from revision_controller.duration import format_duration, parse_duration
+from revision_controller.duration import parse_duration
 
 SWITCH_ANNOTATION = "openfunction.io/revision-controller"
 PARAMS_ANNOTATION = "openfunction.io/revision-controller-params"
@@ -118,7 +118,3 @@ def _boolean(value: str | None) -> bool:
     if lowered not in ("true", "false"):
         raise InvalidParameters(f"insecure-registry {value!r} must be true or false")
     return lowered == "true"
-
-
-def describe(params: Params) -> str:
-    return f"type={params.type} polling-interval={format_duration(params.polling_interval)}"

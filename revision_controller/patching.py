@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Literal
 
 from kubernetes.client.exceptions import ApiException
 
 from revision_controller.decision import Change, decide, with_precondition
 from revision_controller.events import NORMAL, EventRecorder, InvolvedFunction
 from revision_controller.function import FunctionView, view_of
-from revision_controller.kube import FunctionsApi
+from revision_controller.kube import FunctionsApi, api_error_summary
 from revision_controller.metrics import Metrics
 
 MAX_ATTEMPTS = 4
@@ -23,12 +23,8 @@ MAX_ATTEMPTS = 4
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PatchOutcome:
-    """What happened to one Function for one observed value."""
-
-    result: str  # "unchanged", "patched", "gone", "conflict", "failed", "standby"
-    view: FunctionView | None = None
+# What happened to one Function for one observed value.
+PatchResult = Literal["unchanged", "patched", "gone", "conflict", "failed", "standby"]
 
 
 class StatusPatcher:
@@ -40,22 +36,22 @@ class StatusPatcher:
         self._on_view = on_view
         self._may_act = may_act
 
-    def apply(self, type_: str, view: FunctionView, observed: str) -> PatchOutcome:
+    def apply(self, type_: str, view: FunctionView, observed: str) -> PatchResult:
         """Write what `observed` calls for on a Function watching as `type_`."""
-        if decide(type_, view, observed) is not None:
-            self._metrics.changed(type_)
-        outcome = self._apply(type_, view, observed)
-        if outcome.result != "unchanged":
-            self._metrics.patched(outcome.result)
-        return outcome
+        result = self._apply(type_, view, observed)
+        if result != "unchanged":
+            self._metrics.patched(result)
+        return result
 
-    def _apply(self, type_: str, view: FunctionView, observed: str) -> PatchOutcome:
-        for _ in range(MAX_ATTEMPTS):
+    def _apply(self, type_: str, view: FunctionView, observed: str) -> PatchResult:
+        for attempt in range(MAX_ATTEMPTS):
             change = decide(type_, view, observed)
             if change is None:
-                return PatchOutcome("unchanged", view)
+                return "unchanged"
+            if attempt == 0:
+                self._metrics.changed(type_)
             if not self._may_act():  # leadership was lost while this poll ran
-                return PatchOutcome("standby", view)
+                return "standby"
             try:
                 patched = view_of(self._functions.patch_status(
                     view.ref, with_precondition(change.patch, view.resource_version)))
@@ -64,20 +60,20 @@ class StatusPatcher:
                     log.info("Function %s changed while patching; reading it again", view.ref)
                     fresh = self._reread(view)
                     if fresh is None:
-                        return PatchOutcome("gone")
+                        return "gone"
                     view = fresh
                     continue
                 if error.status == 404:
-                    return PatchOutcome("gone")
-                log.error("could not patch the status of Function %s: HTTP %s %s; will retry at the "
-                          "next poll", view.ref, error.status, error.reason)
-                return PatchOutcome("failed", view)
+                    return "gone"
+                log.error("could not patch the status of Function %s: %s; will retry at the next poll",
+                          view.ref, api_error_summary(error))
+                return "failed"
             self._on_view(patched)
             self._announce(view, change)
-            return PatchOutcome("patched", patched)
+            return "patched"
         log.warning("gave up patching Function %s after %d conflicts; will retry at the next poll",
                     view.ref, MAX_ATTEMPTS)
-        return PatchOutcome("conflict", view)
+        return "conflict"
 
     def _reread(self, view: FunctionView) -> FunctionView | None:
         try:

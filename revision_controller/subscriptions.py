@@ -8,7 +8,6 @@ exactly those.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.targets import Subscription, Target
@@ -73,9 +72,3 @@ class SubscriptionBook:
     def targets(self) -> set[Target]:
         with self._lock:
             return set(self._subscribers)
-
-    def forget(self, refs: Iterable[FunctionRef]) -> set[Target]:
-        changed: set[Target] = set()
-        for ref in refs:
-            changed |= self.unsubscribe(ref)
-        return changed

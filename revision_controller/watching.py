@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from revision_controller.function import FunctionRef, FunctionView, view_of
-from revision_controller.kube import FunctionsApi
+from revision_controller.kube import FunctionsApi, api_error_summary
 
 INITIAL_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
@@ -43,7 +43,6 @@ class FunctionWatcher:
         self._on_delete = on_delete
         self._on_resync = on_resync
         self._stop = stop
-        self.synced = threading.Event()
         self.connected = False
 
     @property
@@ -67,7 +66,7 @@ class FunctionWatcher:
                 if self._stop.is_set():
                     return
                 log.warning("watching Functions in %s failed: %s; retrying in %.1fs", self.scope,
-                            _summary(error), backoff)
+                            api_error_summary(error), backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
@@ -82,7 +81,6 @@ class FunctionWatcher:
             if not continue_token:
                 break
         self._on_resync(self._namespace, views)
-        self.synced.set()
         self.connected = True
         log.info("listed %d Functions in %s", len(views), self.scope)
         return metadata.get("resourceVersion", "")
@@ -117,9 +115,3 @@ class FunctionWatcher:
         elif kind in ("ADDED", "MODIFIED"):
             self._on_change(view)
         return view.resource_version
-
-
-def _summary(error: Exception) -> str:
-    if isinstance(error, ApiException):
-        return f"HTTP {error.status} {error.reason}"
-    return f"{type(error).__name__}: {error}"
