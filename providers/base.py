@@ -22,13 +22,17 @@ class GitSource:
     `server` is the API base URL (for `git`, empty), `repository` the
     provider's own name for the repository: `owner/repo` on GitHub and Gitee,
     the numeric id or `group/sub/project` path on GitLab, the clone URL for
-    `git`. `auth_type` is GitLab's token kind and empty elsewhere.
+    `git`. `auth_type` is GitLab's token kind and empty elsewhere. `clone_url`
+    is the repository's smart HTTP URL, normalised (`https://host/owner/repo.git`),
+    through which a repository is read when no token is given; empty when it
+    cannot be known (a GitLab project named only by its id).
     """
 
     repo_type: str
     server: str
     repository: str
     auth_type: str = ""
+    clone_url: str = ""
 
     def describe(self) -> str:
         """For logs and Events: credentials written into a URL are masked."""
@@ -47,27 +51,34 @@ def redact(url: str) -> str:
 
 class ProviderError(Exception):
     """A provider could not answer. The message is safe to show a user: it
-    names what failed and what to do, and never carries a token."""
+    names what failed and what to do, and never carries a token.
+
+    `permanent` errors (refused credentials, no such repository) will not mend
+    by asking again soon; the others are transient."""
 
     reason = "Error"
+    permanent = False
 
 
 class InvalidSource(ProviderError):
     """The Function's URL or parameters cannot name a repository for this provider."""
 
     reason = "InvalidSource"
+    permanent = True
 
 
 class Unauthorized(ProviderError):
     """The server refused the credentials (401/403), or needs some and got none."""
 
     reason = "Unauthorized"
+    permanent = True
 
 
 class NotFound(ProviderError):
     """No such repository or branch (or it is private and no token was given)."""
 
     reason = "NotFound"
+    permanent = True
 
 
 class Unavailable(ProviderError):
@@ -76,13 +87,41 @@ class Unavailable(ProviderError):
     reason = "Unavailable"
 
 
+class Throttled(Unavailable):
+    """The server asked for a pause: 429, a secondary rate limit, an exhausted budget.
+
+    `retry_after` is how many seconds to send nothing more to this host, from
+    `Retry-After` or the budget's reset time."""
+
+    reason = "RateLimited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """What a server's last answer said of the credential's request budget.
+
+    `reset_at` is Unix time, when the budget is refilled."""
+
+    limit: int
+    remaining: int
+    reset_at: float
+
+
 class GitProvider(abc.ABC):
-    """Answers questions about one repository, reusing one client across polls."""
+    """Answers questions about one repository, reusing one client across polls.
+
+    `rate_limit` is what the server said of the budget in its last answer,
+    None where it says nothing (git smart HTTP)."""
 
     def __init__(self, source: GitSource, token: str | None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         self.source = source
         self.timeout = timeout
+        self.rate_limit: RateLimit | None = None
 
     @abc.abstractmethod
     def head(self, branch: str) -> str:

@@ -106,7 +106,7 @@ class GitServer(Service):
 
     def start(self) -> None:
         self._root = Path(tempfile.mkdtemp(prefix="gitserver-"))
-        app: WSGIApp = make_wsgi_chain(_DirectoryBackend(str(self._root)))
+        app = git_app(self._root)
         if self._password is not None:
             app = _requiring_password(app, self._password)
         self._httpd = make_server(self._host, 0, self._recording(app),
@@ -177,6 +177,11 @@ class GitServer(Service):
                 self._requests.append(request)
             return app(environ, start_response)
         return recorded
+
+
+def git_app(root: Path) -> WSGIApp:
+    """Git's smart HTTP protocol for the bare repositories `root/NAME.git`."""
+    return make_wsgi_chain(_DirectoryBackend(str(root)))
 
 
 def _ref(branch: str) -> bytes:
