@@ -9,9 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from kubernetes.config import ConfigException
-
-from revision_controller.daemon import Daemon, DaemonConfig
+from revision_controller.daemon import Daemon, DaemonConfig, StartupError
 from revision_controller.duration import parse_duration
 from revision_controller.logs import setup_logging
 from revision_controller.probes import parse_address
@@ -109,11 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           metrics_address=args.metrics_bind_address)
     try:
         daemon = Daemon(config)
-    except (ConfigException, OSError) as error:  # OSError: also a probe or metrics port in use
-        where = args.kubeconfig or "the in-cluster service account"
-        hint = "check the file" if args.kubeconfig else "outside a cluster, pass --kubeconfig PATH"
-        print(f"revision-controller: cannot configure the Kubernetes client from {where}: {error} "
-              f"({hint})", file=sys.stderr)
+    except StartupError as error:
+        print(f"revision-controller: {error}", file=sys.stderr)
         return 2
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: daemon.stop())

@@ -9,6 +9,7 @@ subscriber whose recorded commit differs.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kubernetes.client import ApiClient
+from kubernetes.config import ConfigException
 
 from revision_controller.credentials import CredentialStore
 from revision_controller.events import EventRecorder
@@ -29,7 +31,8 @@ from revision_controller.params import DEFAULT_POLLING_INTERVAL
 from revision_controller.patching import StatusPatcher, involved
 from revision_controller.planning import Notice, plan_function
 from revision_controller.polling import TargetPoller
-from revision_controller.probes import Check, EndpointServer, metrics_route, parse_address, probe_routes
+from revision_controller.probes import (Check, EndpointServer, Routes, metrics_route, parse_address,
+                                        probe_routes)
 from revision_controller.scheduling import TargetScheduler
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import Target
@@ -78,6 +81,7 @@ class Controller:
         plan = plan_function(view, self._config.default_polling_interval)
         if plan.subscription:
             self._replan(self._book.subscribe(plan.subscription, view))
+            self._scheduler.wake(plan.subscription.target)  # a failing target may be mended now
         else:
             self._drop(view.ref, "it is no longer watched")
         self._tell(view, plan.notice)
@@ -120,10 +124,38 @@ class Controller:
                             notice.message)
 
 
+class StartupError(Exception):
+    """The daemon cannot start; the message names the cause and the flag that fixes it."""
+
+
+def _connect(kubeconfig: str | None) -> ApiClient:
+    try:
+        return api_client(kubeconfig)
+    except (ConfigException, OSError) as error:
+        where = kubeconfig or "the in-cluster service account"
+        hint = "check the file given to --kubeconfig" if kubeconfig else "outside a cluster, pass --kubeconfig PATH"
+        raise StartupError(f"cannot configure the Kubernetes client from {where}: {error} ({hint})") from None
+
+
+def _listen(address: str, flag: str, routes: Routes) -> EndpointServer | None:
+    bound = parse_address(address)
+    if bound is None:
+        return None
+    try:
+        return EndpointServer(bound, routes)
+    except OSError as error:
+        host, port = bound
+        if error.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} for {flag} is in use (another revision controller on this "
+                               f"machine?): pass {flag} with a free port, or 0 to disable it") from None
+        raise StartupError(f"cannot listen on {host}:{port} for {flag}: {error.strerror or error}: pass "
+                           f"{flag} with an address this machine has") from None
+
+
 class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
-        api = api_client(config.kubeconfig)
+        api = _connect(config.kubeconfig)
         self.metrics = Metrics()
         self.functions = FunctionsApi(api, config.function_version)
         self.events = EventRecorder(api, config.identity)
@@ -134,7 +166,9 @@ class Daemon:
         patcher = StatusPatcher(self.functions, self.events, self.metrics, self.book.refresh, self.may_act)
         self.poller = TargetPoller(self.book, CredentialStore(api), patcher, self.events, self.metrics,
                                    self.functions.api_version, self.may_act)
-        self.scheduler = TargetScheduler(self.poller.poll, self.poller.forget, config.workers)
+        self.scheduler = TargetScheduler(self.poller.poll, self.poller.forget, config.workers,
+                                         stretch=self.poller.stretch, on_late=self._late,
+                                         on_overlap=self._overlapped)
         self.controller = Controller(config, self.functions, self.events, self.book, self.scheduler)
         self.watchers = [
             FunctionWatcher(self.functions, namespace, self.controller.changed, self.controller.deleted,
@@ -142,7 +176,24 @@ class Daemon:
             for namespace in (config.namespaces or (None,))
         ]
         self._threads: list[threading.Thread] = []
+        self._overlap_lock = threading.Lock()
+        self._overlapping: set[Target] = set()
         self._servers = self._endpoint_servers()
+
+    def _late(self, target: Target, seconds: float) -> None:
+        self.metrics.late()
+        log.debug("polling %s started %.1fs late: every worker was busy (raise --workers)",
+                  target.describe(), seconds)
+
+    def _overlapped(self, target: Target) -> None:
+        """Said once per target: a poll that outlasts its interval would otherwise say it each time."""
+        self.metrics.skipped()
+        with self._overlap_lock:
+            first = target not in self._overlapping
+            self._overlapping.add(target)
+        if first:
+            log.warning("polling %s takes longer than its interval: skipping turns until it ends "
+                        "(counted in revision_controller_polls_skipped_total)", target.describe())
 
     def may_act(self) -> bool:
         """Only a leader polls and patches; without leader election, always."""
@@ -195,15 +246,16 @@ class Daemon:
         self.scheduler.pause()
 
     def _endpoint_servers(self) -> list[EndpointServer]:
-        servers = []
-        probes = parse_address(self.config.health_probe_address)
-        if probes:
-            servers.append(EndpointServer(probes, probe_routes({"/healthz": self._liveness(),
-                                                                "/readyz": self._readiness()})))
-        metrics = parse_address(self.config.metrics_address)
-        if metrics:
-            servers.append(EndpointServer(metrics, metrics_route(self.metrics.registry)))
-        return servers
+        probes = _listen(self.config.health_probe_address, "--health-probe-bind-address",
+                         probe_routes({"/healthz": self._liveness(), "/readyz": self._readiness()}))
+        try:
+            metrics = _listen(self.config.metrics_address, "--metrics-bind-address",
+                              metrics_route(self.metrics.registry))
+        except StartupError:
+            if probes:
+                probes.stop()
+            raise
+        return [server for server in (probes, metrics) if server]
 
     def _liveness(self) -> dict[str, Check]:
         """Alive: every loop thread still turns and the scheduler has not died."""

@@ -35,6 +35,18 @@ class Metrics:
         self._functions = Gauge(f"{PREFIX}_watched_functions", "Functions subscribed to a target",
                                 registry=self.registry)
         self._targets = Gauge(f"{PREFIX}_targets", "Targets being polled", registry=self.registry)
+        self._remaining = Gauge(f"{PREFIX}_rate_limit_remaining",
+                                "Requests left until the budget is refilled, fewest of any credential, by host",
+                                ["host"], registry=self.registry)
+        self._stretch = Gauge(f"{PREFIX}_interval_stretch_ratio",
+                              "How much longer than asked targets are polled so that a rate limit lasts, "
+                              "by host", ["host"], registry=self.registry)
+        self._late = Counter(f"{PREFIX}_polls_late_total",
+                             "Polls started later than due by more than the jitter (all workers busy)",
+                             registry=self.registry)
+        self._skipped = Counter(f"{PREFIX}_polls_skipped_total",
+                                "Polls skipped because the target's previous poll was still running",
+                                registry=self.registry)
 
     def count_from(self, functions: Callable[[], int], targets: Callable[[], int]) -> None:
         """Read the watched Functions and targets at scrape time."""
@@ -52,6 +64,16 @@ class Metrics:
             self._last_success.remove(target)
         except KeyError:
             pass
+
+    def budget(self, host: str, remaining: int, stretch: float) -> None:
+        self._remaining.labels(host).set(remaining)
+        self._stretch.labels(host).set(stretch)
+
+    def late(self) -> None:
+        self._late.inc()
+
+    def skipped(self) -> None:
+        self._skipped.inc()
 
     def changed(self, type_: str) -> None:
         self._changes.labels(type_).inc()

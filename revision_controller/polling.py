@@ -1,9 +1,11 @@
 """One poll of one target: observe its value once, then decide for every subscriber.
 
 The value is a branch's head commit for a git target and a manifest digest
-for an image target. A failing target is reported as a `PollFailed` Event on
-each subscribing Function once per distinct error, not at every poll, and
-logged likewise.
+for an image target. Whatever goes wrong in a poll is that target's failure,
+never the scheduler's: it is reported as a `PollFailed` Event on each
+subscribing Function once per distinct error, not at every poll, logged
+likewise, and returned as the outcome the scheduler backs off by. The rate
+limits servers report feed the credential's budget.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from providers import (GitProvider, GitSource, ImageProvider, NotFound, ProviderError, RegistryAuth,
-                       open_provider, open_registry)
+from providers import (GitProvider, GitSource, ImageProvider, NotFound, ProviderError, RateLimit,
+                       RegistryAuth, Throttled, endpoint, open_provider, open_registry)
+from revision_controller.budgets import BudgetKey, Budgets
+from revision_controller.cadence import PollOutcome
 from revision_controller.credentials import CredentialsError, CredentialStore
+from revision_controller.duration import format_duration
 from revision_controller.events import WARNING, EventRecorder
 from revision_controller.function import FunctionRef
 from revision_controller.metrics import Metrics
@@ -51,11 +56,18 @@ class _Failure:
     told: set[FunctionRef] = field(default_factory=set)
 
 
+class _Paused(Exception):
+    """The target's host asked for no request yet: `seconds` more to wait."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
 class TargetPoller:
     def __init__(self, book: SubscriptionBook, credentials: CredentialStore, patcher: StatusPatcher,
                  events: EventRecorder, metrics: Metrics, api_version: str,
                  may_act: Callable[[], bool] = lambda: True, git_factory: GitFactory = open_provider,
-                 registry_factory: RegistryFactory = open_registry) -> None:
+                 registry_factory: RegistryFactory = open_registry, budgets: Budgets | None = None) -> None:
         self._book = book
         self._metrics = metrics
         self._may_act = may_act
@@ -65,22 +77,25 @@ class TargetPoller:
         self._api_version = api_version
         self._git_factory = git_factory
         self._registry_factory = registry_factory
+        self._budgets = budgets or Budgets()
         self._lock = threading.Lock()
         self._connections: dict[Target, _Connection[Any]] = {}
         self._failures: dict[Target, _Failure] = {}
+        self._budget_keys: dict[Target, BudgetKey] = {}
+        self._stretch_told: dict[FunctionRef, float] = {}
 
-    def poll(self, target: Target) -> None:
+    def poll(self, target: Target) -> PollOutcome:
         if not self._may_act():
-            return
+            return PollOutcome("ok")
         provider = target.source.repo_type if isinstance(target, GitTarget) else "registry"
         started = time.monotonic()
         try:
             observed = self._head(target) if isinstance(target, GitTarget) else self._digest(target)
-        except (ProviderError, CredentialsError) as error:
+        except _Paused as paused:
+            return PollOutcome("deferred", paused.seconds)
+        except Exception as error:  # any error is this target's, never the scheduler's
             self._metrics.polled(provider, target.describe(), False, time.monotonic() - started)
-            self._credentials.forget(target.credentials)
-            self._failed(target, str(error))
-            return
+            return self._poll_failed(target, provider, error)
         self._metrics.polled(provider, target.describe(), True, time.monotonic() - started)
         self._recovered(target)
         for subscription, view in self._book.subscribers(target):
@@ -89,30 +104,44 @@ class TargetPoller:
             except Exception as error:  # one Function never stops the others
                 log.error("could not update Function %s after polling %s: %s", view.ref,
                           target.describe(), error)
+        self._tell_stretch(target)
+        return PollOutcome("ok")
+
+    def stretch(self, target: Target) -> float:
+        """How much longer than its interval `target` is polled, so that its budget lasts."""
+        with self._lock:
+            key = self._budget_keys.get(target)
+        return self._budgets.stretch(key, time.time()) if key else 1.0
 
     def forget(self, target: Target) -> None:
         with self._lock:
             connection = self._connections.pop(target, None)
             self._failures.pop(target, None)
+            self._budget_keys.pop(target, None)
         self._metrics.forget_target(target.describe())
         if connection:
             connection.provider.close()
 
     def _head(self, target: GitTarget) -> str:
         token = self._credentials.token(target.credentials)
+        key = self._budget_key(target, BudgetKey.of(endpoint(target.source, token), token))
         connection = self._connect(target, token, lambda: self._git_factory(target.source, token))
-        branch = target.branch or connection.default_branch
-        if not branch:
-            branch = connection.default_branch = connection.provider.default_branch()
         try:
+            branch = target.branch or connection.default_branch
+            if not branch:
+                branch = connection.default_branch = connection.provider.default_branch()
             return connection.provider.head(branch)
         except NotFound:
             connection.default_branch = ""  # the default branch may have been renamed
             raise
+        finally:
+            if connection.provider.rate_limit is not None:
+                self._metered(key, connection.provider.rate_limit)
 
     def _digest(self, target: ImageTarget) -> str:
         registry = target.reference.registry
         auth = self._credentials.registry_auth(target.credentials, registry)
+        self._budget_key(target, BudgetKey.of(registry, auth.password if auth else None))
         connection = self._connect(target, auth,
                                    lambda: self._registry_factory(registry, auth, target.insecure))
         return connection.provider.digest(target.reference)
@@ -129,6 +158,62 @@ class TargetPoller:
         if stale:
             stale.provider.close()
         return connection
+
+    def _budget_key(self, target: Target, key: BudgetKey) -> BudgetKey:
+        """Remember whose budget the target spends; refuse to poll while its host asked for a pause."""
+        with self._lock:
+            self._budget_keys[target] = key
+        wait = self._budgets.paused_for(key.host, time.time())
+        if wait:
+            raise _Paused(wait)
+        return key
+
+    def _metered(self, key: BudgetKey, rate_limit: RateLimit) -> None:
+        now = time.time()
+        self._budgets.observed(key, rate_limit, now)
+        remaining, stretch = self._budgets.by_host(now)[key.host]
+        self._metrics.budget(key.host, remaining, stretch)
+
+    def _poll_failed(self, target: Target, provider: str, error: Exception) -> PollOutcome:
+        self._credentials.forget(target.credentials)
+        if isinstance(error, (ProviderError, CredentialsError)):
+            message = str(error)
+        else:
+            message = (f"unexpected {type(error).__name__} in the {provider} provider; this is a bug "
+                       "in the revision controller: please report it with the daemon's log at "
+                       "--log-level debug")
+        log.debug("polling %s failed", target.describe(), exc_info=error)
+        self._failed(target, message)
+        if isinstance(error, Throttled):
+            with self._lock:
+                key = self._budget_keys.get(target)
+            if key:
+                self._budgets.pause(key.host, time.time() + error.retry_after)
+            return PollOutcome("transient", error.retry_after)
+        permanent = isinstance(error, CredentialsError) or getattr(error, "permanent", False)
+        return PollOutcome("permanent" if permanent else "transient")
+
+    def _tell_stretch(self, target: Target) -> None:
+        """Say once per Function that a budget stretches its interval, and again only when the
+        ratio has since doubled or halved, or ended."""
+        stretch = self.stretch(target)
+        interval = self._book.interval(target)
+        for _, view in self._book.subscribers(target):
+            with self._lock:
+                told = self._stretch_told.get(view.ref, 1.0)
+                if told / 2 < stretch < told * 2 and (stretch > 1.0) == (told > 1.0):
+                    continue
+                if stretch > 1.0:
+                    self._stretch_told[view.ref] = stretch
+                else:
+                    self._stretch_told.pop(view.ref, None)
+            if stretch > 1.0 and interval:
+                self._events.record(
+                    involved(view, self._api_version), WARNING, "RateLimited",
+                    f"polling {target.describe()} every {format_duration(round(interval * stretch))} "
+                    f"instead of {format_duration(interval)}: at the current pace the rate limit of "
+                    "its credentials would run out before it is refilled (use a token of its own, "
+                    "fewer Functions on it, or a longer polling-interval)")
 
     def _failed(self, target: Target, message: str) -> None:
         with self._lock:

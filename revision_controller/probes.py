@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 Check = Callable[[], tuple[bool, str]]
+Routes = Mapping[str, Callable[[], tuple[int, str, bytes]]]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def parse_address(address: str) -> tuple[str, int] | None:
 class EndpointServer:
     """One HTTP server on its own thread, answering a fixed set of paths."""
 
-    def __init__(self, address: tuple[str, int], routes: Mapping[str, Callable[[], tuple[int, str, bytes]]]) -> None:
+    def __init__(self, address: tuple[str, int], routes: Routes) -> None:
         handler = type("Handler", (_Handler,), {"routes": routes})
         self._server = ThreadingHTTPServer(address, handler)
         self._server.daemon_threads = True
@@ -46,7 +47,8 @@ class EndpointServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
 
@@ -70,7 +72,7 @@ def _report(checks: Mapping[str, Check]) -> tuple[int, str, bytes]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    routes: Mapping[str, Callable[[], tuple[int, str, bytes]]] = {}
+    routes: Routes = {}
 
     def do_GET(self) -> None:
         route = self.routes.get(self.path.split("?", 1)[0])

@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 
@@ -49,3 +50,18 @@ def test_the_console_script_answers_help() -> None:
     done = subprocess.run([sys.executable, "-m", "revision_controller.cli", "run", "--help"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "--default-polling-interval" in done.stdout
+
+
+@pytest.mark.parametrize("flag", ["--health-probe-bind-address", "--metrics-bind-address"])
+def test_a_port_in_use_names_the_port_and_its_flag(flag: str, tmp_path, capsys) -> None:
+    from revision_controller.testing import ApiServer
+    with ApiServer() as server, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = "--metrics-bind-address" if flag != "--metrics-bind-address" else "--health-probe-bind-address"
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        assert main(["run", "--kubeconfig", str(kubeconfig), flag, f"127.0.0.1:{port}", other, "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} for {flag} is in use" in err
+    assert "Kubernetes client" not in err and "Traceback" not in err

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass, field
 
-from providers.base import GitSource, ImageReference, NotFound, RegistryAuth, Unavailable
+import pytest
+
+from providers.base import (GitSource, ImageReference, NotFound, RateLimit, RegistryAuth, Throttled,
+                            Unauthorized, Unavailable)
 from revision_controller.function import FunctionRef, FunctionView
+from revision_controller.budgets import MAX_STRETCH, BudgetKey, Budgets
+from revision_controller.cadence import PollOutcome
 from revision_controller.metrics import Metrics
 from revision_controller.polling import TargetPoller
 from revision_controller.subscriptions import SubscriptionBook
@@ -19,6 +26,8 @@ IMAGE = ImageTarget(ImageReference("ghcr.io", "o/app", "v1"), False, SECRET)
 class FakeGit:
     def __init__(self, token: str | None, answers: list) -> None:
         self.token, self.answers, self.closed, self.asked = token, answers, False, []
+        self.rate_limit: RateLimit | None = None
+        self.rate_limits: list[RateLimit] = []
 
     def default_branch(self) -> str:
         self.asked.append("default")
@@ -26,6 +35,8 @@ class FakeGit:
 
     def head(self, branch: str) -> str:
         self.asked.append(branch)
+        if self.rate_limits:
+            self.rate_limit = self.rate_limits.pop(0)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -89,7 +100,8 @@ class Rig:
     events: FakeEvents
 
 
-def setup(target, *subscribers: tuple[str, str], answers: list | None = None) -> Rig:
+def setup(target, *subscribers: tuple[str, str], answers: list | None = None,
+          budgets: Budgets | None = None) -> Rig:
     book = SubscriptionBook()
     for name, type_ in subscribers:
         ref = FunctionRef("ns", name)
@@ -106,7 +118,7 @@ def setup(target, *subscribers: tuple[str, str], answers: list | None = None) ->
         return opened[-1]
 
     poller = TargetPoller(book, credentials, patcher, events, Metrics(), "core.openfunction.io/v1beta2",
-                          git_factory=open_git, registry_factory=open_registry)
+                          git_factory=open_git, registry_factory=open_registry, budgets=budgets)
     return Rig(poller, book, opened, credentials, patcher, events)
 
 
@@ -162,3 +174,51 @@ def test_forgetting_a_target_closes_its_provider() -> None:
     rig.poller.poll(REPO)
     rig.poller.forget(REPO)
     assert rig.opened[0].closed
+
+
+@pytest.mark.parametrize("error", [AssertionError("10.0"), TypeError("bad"), KeyError("sha"), RecursionError()])
+def test_any_exception_is_the_targets_failure_not_the_schedulers(error: Exception) -> None:
+    metrics = Metrics()
+    rig = setup(REPO, ("a", "source"), answers=[error, error])
+    rig.poller._metrics = metrics
+    assert rig.poller.poll(REPO) == PollOutcome("transient")
+    assert rig.poller.poll(REPO) == PollOutcome("transient")
+    assert [(name, reason) for name, reason, _ in rig.events.seen] == [("a", "PollFailed")]
+    message = rig.events.seen[0][2]
+    assert type(error).__name__ in message and "report it" in message
+    failures = metrics.registry.get_sample_value("revision_controller_polls_total",
+                                                 {"provider": "git", "outcome": "failure"})
+    assert failures == 2
+
+
+def test_refused_credentials_are_a_permanent_failure_and_success_is_ok() -> None:
+    rig = setup(REPO, ("a", "source"), answers=[Unauthorized("refused"), "c1"])
+    assert rig.poller.poll(REPO) == PollOutcome("permanent")
+    assert rig.poller.poll(REPO) == PollOutcome("ok")
+
+
+def test_a_throttled_host_gets_no_request_before_the_time_it_named() -> None:
+    budgets = Budgets()
+    rig = setup(REPO, ("a", "source"), answers=[Throttled("slow down", 120.0), "c1"], budgets=budgets)
+    outcome = rig.poller.poll(REPO)
+    assert outcome.kind == "transient" and outcome.retry_after == 120.0
+    deferred = rig.poller.poll(REPO)
+    assert deferred.kind == "deferred" and 100 < deferred.retry_after <= 120
+    assert rig.opened[0].asked == ["default", "main"]  # the second poll sent nothing
+    assert rig.patcher.applied == []
+
+
+def test_a_budget_running_out_stretches_the_interval_and_says_so_once() -> None:
+    budgets, now = Budgets(), time.time()
+    rig = setup(REPO, ("a", "source"), ("b", "source"), answers=["c1", "c1", "c1"], budgets=budgets)
+    rig.poller.poll(REPO)
+    rig.opened[0].rate_limits = [RateLimit(5000, 1000, now + 3600), RateLimit(5000, 600, now + 3600),
+                                 RateLimit(5000, 590, now + 3600)]
+    key = BudgetKey.of("git.example", "t1")
+    budgets.observed(key, RateLimit(5000, 1400, now + 3600), now - 60)
+    rig.poller.poll(REPO)
+    rig.poller.poll(REPO)
+    assert rig.poller.stretch(REPO) == MAX_STRETCH
+    told = [(name, reason) for name, reason, _ in rig.events.seen]
+    assert told == [("a", "RateLimited"), ("b", "RateLimited")]
+    assert re.search(r"every \d+s instead of 1s", rig.events.seen[0][2])

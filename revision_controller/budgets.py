@@ -1,0 +1,127 @@
+"""Request budgets: make each credential's rate limit last until it is refilled.
+
+Servers say in every answer how many requests a credential has left and when
+the budget is refilled. When, at the pace observed lately, the budget would
+run out before then, the targets that spend it are polled less often, all by
+the same ratio, just enough that it lasts. A host that asked for a pause
+(`Retry-After`, a secondary limit) gets no request before the time it named.
+
+Pure bookkeeping: the caller passes the time in, so that every decision is
+tested without clocks or servers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from providers.base import RateLimit
+
+# The pace is measured over this many seconds of recent answers.
+PACE_WINDOW_SECONDS = 300.0
+# Keep this share of the budget in reserve, for Functions created meanwhile and for people.
+RESERVE = 0.1
+MAX_STRETCH = 60.0
+# A new ratio is only adopted when it differs this much, so intervals do not wobble.
+HYSTERESIS = 0.1
+
+
+@dataclass(frozen=True)
+class BudgetKey:
+    """One credential on one host; the token itself is kept only as a short digest."""
+
+    host: str
+    credential: str
+
+    @classmethod
+    def of(cls, host: str, token: str | None) -> BudgetKey:
+        digest = hashlib.sha256(token.encode()).hexdigest()[:12] if token else "anonymous"
+        return cls(host, digest)
+
+
+@dataclass
+class _Budget:
+    reset_at: float = 0.0
+    limit: int = 0
+    remaining: int = 0
+    samples: deque[tuple[float, int, float]] = field(default_factory=deque)
+    stretch: float = 1.0
+
+
+def stretch_needed(samples: list[tuple[float, int, float]], remaining: int, limit: int,
+                   reset_at: float, now: float) -> float:
+    """The ratio by which to lengthen intervals so that `remaining` lasts until `reset_at`.
+
+    `samples` are (time, remaining, stretch in effect since the sample before)
+    within one budget window. Units spent under a stretch count that many times
+    over: the pace that matters is the one at the targets' own intervals."""
+    if len(samples) < 2 or now >= reset_at:
+        return 1.0
+    spent = sum(max(0, before - after) * stretch
+                for (_, before, _), (_, after, stretch) in zip(samples, samples[1:]))
+    elapsed = samples[-1][0] - samples[0][0]
+    if elapsed <= 0 or spent <= 0:
+        return 1.0
+    affordable = max(0.0, remaining - RESERVE * limit) / (reset_at - now)
+    if affordable <= 0:
+        return MAX_STRETCH
+    return min(MAX_STRETCH, max(1.0, spent / elapsed / affordable))
+
+
+class Budgets:
+    """Thread-safe: polls on every worker report what they saw."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._budgets: dict[BudgetKey, _Budget] = {}
+        self._paused_until: dict[str, float] = {}
+
+    def observed(self, key: BudgetKey, rate_limit: RateLimit, now: float) -> float:
+        """Record one answer's rate-limit headers; returns the key's stretch ratio."""
+        with self._lock:
+            budget = self._budgets.setdefault(key, _Budget())
+            if rate_limit.reset_at != budget.reset_at:
+                budget.samples.clear()  # a new window: the old pace says nothing of it
+            budget.reset_at, budget.limit = rate_limit.reset_at, rate_limit.limit
+            budget.remaining = rate_limit.remaining
+            budget.samples.append((now, rate_limit.remaining, budget.stretch))
+            while budget.samples and budget.samples[0][0] < now - PACE_WINDOW_SECONDS:
+                budget.samples.popleft()
+            needed = stretch_needed(list(budget.samples), budget.remaining, budget.limit,
+                                    budget.reset_at, now)
+            if abs(needed - budget.stretch) > HYSTERESIS * budget.stretch or needed == 1.0:
+                budget.stretch = needed
+            return budget.stretch
+
+    def stretch(self, key: BudgetKey, now: float) -> float:
+        with self._lock:
+            budget = self._budgets.get(key)
+            if budget is None or now >= budget.reset_at:
+                return 1.0
+            return budget.stretch
+
+    def pause(self, host: str, until: float) -> None:
+        """The host asked for no request before `until` (Unix time)."""
+        with self._lock:
+            self._paused_until[host] = max(until, self._paused_until.get(host, 0.0))
+
+    def paused_for(self, host: str, now: float) -> float:
+        """Seconds to wait before the next request to `host`; 0 when it may be asked now."""
+        with self._lock:
+            until = self._paused_until.get(host, 0.0)
+            if until <= now:
+                self._paused_until.pop(host, None)
+                return 0.0
+            return until - now
+
+    def by_host(self, now: float) -> dict[str, tuple[int, float]]:
+        """Per host: the fewest requests left on any of its credentials, and the largest stretch."""
+        hosts: dict[str, tuple[int, float]] = {}
+        with self._lock:
+            for key, budget in self._budgets.items():
+                stretch = budget.stretch if now < budget.reset_at else 1.0
+                left, most = hosts.get(key.host, (budget.remaining, 1.0))
+                hosts[key.host] = (min(left, budget.remaining), max(most, stretch))
+        return hosts
