@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from revision_controller.targets import Target
 from revision_controller.watching import FunctionWatcher
 
 log = logging.getLogger(__name__)
+
+MEND_SECONDS = 1.0
 
 
 def default_identity() -> str:
@@ -180,6 +183,17 @@ class Daemon:
         self._overlapping: set[Target] = set()
         self._servers = self._endpoint_servers()
 
+    def _mend(self) -> None:
+        """Poll at once a target refused for its credentials when its Secret changes, rather than
+        after its ten-minute back-off."""
+        while not self.stopping.wait(MEND_SECONDS):
+            try:
+                for target in self.poller.mended(time.monotonic()):
+                    log.info("the Secret of %s changed: polling it now", target.describe())
+                    self.scheduler.wake(target)
+            except Exception:  # a bug here must not stop the loop, nor go unseen
+                log.exception("checking whether refused credentials changed failed")
+
     def _late(self, target: Target, seconds: float) -> None:
         self.metrics.late()
         log.debug("polling %s started %.1fs late: every worker was busy (raise --workers)",
@@ -210,6 +224,7 @@ class Daemon:
         self.metrics.leading(self.elector is None)
         for watcher in self.watchers:
             self._spawn(watcher.run, f"watch {watcher.scope}")
+        self._spawn(self._mend, "credential recheck")
         elector, elector_stop = self.elector, threading.Event()
         election = self._spawn(lambda: elector.run(elector_stop), "leader election") if elector else None
         self.stopping.wait()

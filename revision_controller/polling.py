@@ -10,6 +10,7 @@ limits servers report feed the credential's budget.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -38,6 +39,9 @@ RegistryFactory = Callable[[str, RegistryAuth | None, bool], ImageProvider]
 
 P = TypeVar("P", GitProvider, ImageProvider)
 
+# A target refused for its credentials has its Secret read again at least this often.
+RECHECK_SECONDS = 30.0
+
 
 @dataclass
 class _Connection(Generic[P]):
@@ -54,6 +58,14 @@ class _Failure:
 
     message: str
     told: set[FunctionRef] = field(default_factory=set)
+
+
+@dataclass
+class _Refusal:
+    """A target failing for good with these credentials: what they were, and when to look again."""
+
+    fingerprint: str
+    next_check: float
 
 
 class _Paused(Exception):
@@ -83,6 +95,7 @@ class TargetPoller:
         self._failures: dict[Target, _Failure] = {}
         self._budget_keys: dict[Target, BudgetKey] = {}
         self._stretch_told: dict[FunctionRef, float] = {}
+        self._refused: dict[Target, _Refusal] = {}
 
     def poll(self, target: Target) -> PollOutcome:
         if not self._may_act():
@@ -107,6 +120,23 @@ class TargetPoller:
         self._tell_stretch(target)
         return PollOutcome("ok")
 
+    def mended(self, now: float) -> list[Target]:
+        """Targets that failed for good with credentials from a Secret which has changed since:
+        they are worth polling at once. Each Secret is read at most once per its target's
+        interval (and at least every 30 s), never the provider."""
+        with self._lock:
+            due = [(target, refusal) for target, refusal in self._refused.items() if refusal.next_check <= now]
+        mended = []
+        for target, refusal in due:
+            self._credentials.forget(target.credentials)
+            if self._fingerprint(target) != refusal.fingerprint:
+                mended.append(target)
+                with self._lock:
+                    self._refused.pop(target, None)
+            else:
+                refusal.next_check = now + min(self._book.interval(target) or RECHECK_SECONDS, RECHECK_SECONDS)
+        return mended
+
     def stretch(self, target: Target) -> float:
         """How much longer than its interval `target` is polled, so that its budget lasts."""
         with self._lock:
@@ -118,6 +148,7 @@ class TargetPoller:
             connection = self._connections.pop(target, None)
             self._failures.pop(target, None)
             self._budget_keys.pop(target, None)
+            self._refused.pop(target, None)
         self._metrics.forget_target(target.describe())
         if connection:
             connection.provider.close()
@@ -191,7 +222,23 @@ class TargetPoller:
                 self._budgets.pause(key.host, time.time() + error.retry_after)
             return PollOutcome("transient", error.retry_after)
         permanent = isinstance(error, CredentialsError) or getattr(error, "permanent", False)
+        if permanent and target.credentials is not None:
+            refusal = _Refusal(self._fingerprint(target), time.monotonic())
+            with self._lock:
+                self._refused[target] = refusal
         return PollOutcome("permanent" if permanent else "transient")
+
+    def _fingerprint(self, target: Target) -> str:
+        """What the target's Secret gives now, as a digest: a token, a registry auth, or an error."""
+        try:
+            if isinstance(target, GitTarget):
+                credential = repr(self._credentials.token(target.credentials))
+            else:
+                auth = self._credentials.registry_auth(target.credentials, target.reference.registry)
+                credential = repr((auth.username, auth.password) if auth else None)
+        except Exception as error:  # a Secret that cannot be read is a state like any other
+            credential = f"{type(error).__name__}: {error}"
+        return hashlib.sha256(credential.encode()).hexdigest()
 
     def _tell_stretch(self, target: Target) -> None:
         """Say once per Function that a budget stretches its interval, and again only when the
@@ -231,5 +278,6 @@ class TargetPoller:
     def _recovered(self, target: Target) -> None:
         with self._lock:
             was_failing = self._failures.pop(target, None) is not None
+            self._refused.pop(target, None)
         if was_failing:
             log.info("polling %s works again", target.describe())
