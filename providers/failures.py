@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from providers.base import GitSource, NotFound, ProviderError, Unauthorized, Unavailable, redact
+from providers.base import (GitSource, NotFound, ProviderError, Throttled, Unauthorized, Unavailable,
+                            redact)
 
 _TOKEN_HINT = "needs a token in the credentials Secret"
+DEFAULT_PAUSE_SECONDS = 60.0  # when a rate-limited answer says nothing of how long
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,28 @@ class Subject:
         return text if self.branch is None else f"{text}, branch {self.branch!r}"
 
 
-def for_status(status: int, subject: Subject, *, has_token: bool,
-               rate_limited: bool = False) -> ProviderError:
-    """The error an HTTP status code means for this request."""
+@dataclass(frozen=True)
+class Batch:
+    """What a batched request asked about: the heads of several repositories at once."""
+
+    repo_type: str
+    server: str
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.repo_type} batch of {self.size} heads on {redact(self.server)}"
+
+
+Asked = Subject | Batch
+
+
+def for_status(status: int, subject: Asked, *, has_token: bool, rate_limited: bool = False,
+               retry_after: float = DEFAULT_PAUSE_SECONDS) -> ProviderError:
+    """The error an HTTP status code means for this request.
+
+    `retry_after` is the pause a rate-limited answer asked for."""
     if rate_limited or status == 429:
-        hint = ("" if has_token else
-                "; anonymous requests get a low limit: put a token in the credentials Secret")
-        return Unavailable(f"{subject}: rate limited by the server (HTTP {status}){hint}")
+        return throttled(subject, status, retry_after, has_token=has_token)
     if status in (401, 403):
         return Unauthorized(f"{subject}: {_refused(status, has_token)}")
     if status == 404:
@@ -46,6 +63,14 @@ def for_status(status: int, subject: Subject, *, has_token: bool,
     return ProviderError(f"{subject}: unexpected answer from the server (HTTP {status})")
 
 
+def throttled(subject: Asked, status: int, retry_after: float, *, has_token: bool) -> Throttled:
+    remedy = ("poll fewer Functions on this host or lengthen their polling-interval" if has_token else
+              "anonymous requests get a low limit: put a token in the credentials Secret, "
+              "or poll fewer Functions or less often")
+    return Throttled(f"{subject}: rate limited by the server (HTTP {status}), pausing "
+                     f"{retry_after:.0f}s: {remedy}", retry_after)
+
+
 def _refused(status: int, has_token: bool) -> str:
     what = "the server rejected the credentials" if status == 401 else "access denied"
     if has_token:
@@ -54,15 +79,15 @@ def _refused(status: int, has_token: bool) -> str:
     return f"{what} (HTTP {status}): the repository {_TOKEN_HINT}"
 
 
-def timed_out(subject: Subject, timeout: float) -> Unavailable:
+def timed_out(subject: Asked, timeout: float) -> Unavailable:
     return Unavailable(f"{subject}: no answer within {timeout:g}s")
 
 
-def unreachable(subject: Subject, error: BaseException) -> Unavailable:
+def unreachable(subject: Asked, error: BaseException) -> Unavailable:
     return Unavailable(f"{subject}: cannot reach the server ({_root_cause(error)})")
 
 
-def bad_answer(subject: Subject) -> Unavailable:
+def bad_answer(subject: Asked) -> Unavailable:
     return Unavailable(f"{subject}: the server's answer could not be read")
 
 

@@ -1,17 +1,27 @@
-"""Gitee, through its v5 REST API with httpx."""
+"""Gitee, through its v5 REST API with httpx.
+
+A head is one branch's answer, asked for with the ETag of the last one, so an
+unchanged branch is a bodiless 304.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from providers.answers import (GITHUB_PREFIX, ETags, commit_sha, default_branch_in, for_answer,
+                               rate_limit)
 from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource
-from providers.failures import (Subject, bad_answer, for_status, no_commits, no_default_branch,
-                                timed_out, unreachable)
-from providers.urls import normalise_base_url, owner_and_repo
+from providers.failures import Subject, bad_answer, timed_out, unreachable
+from providers.urls import clone_url, normalise_base_url, owner_and_repo
 
 PUBLIC_API = "https://gitee.com/api/v5"
+PUBLIC_WEB = "https://gitee.com"
+_DEFAULT_BRANCH = "default branch"  # the ETag memory's key; no branch can be named so
 _PUBLIC_HOSTS = ("gitee.com", "www.gitee.com")
 _URL_EXAMPLE = "https://gitee.com/OWNER/REPO"
 
@@ -20,70 +30,67 @@ def parse_source(url: str, *, base_url: str = "", project_id: str = "",
                  auth_type: str = "") -> GitSource:
     """`owner/repo` from the URL; the API server is Gitee's unless base_url names another."""
     parsed, repository = owner_and_repo(url, example=_URL_EXAMPLE)
+    public = parsed.host in _PUBLIC_HOSTS
     if base_url.strip():
         server = normalise_base_url(base_url, example=PUBLIC_API)
-    elif parsed.host in _PUBLIC_HOSTS:
+    elif public:
         server = PUBLIC_API
     else:
         raise InvalidSource(f"URL host {parsed.host!r} is not gitee.com: set base-url to the "
                             f"server's API (like {PUBLIC_API}) or pick the repo-type of that host")
-    return GitSource(repo_type="gitee", server=server, repository=repository)
+    return GitSource(repo_type="gitee", server=server, repository=repository,
+                     clone_url=clone_url(PUBLIC_WEB if public else parsed.origin, repository))
 
 
 class Provider(GitProvider):
-    """One httpx client per repository, reused across polls."""
+    """One httpx client per repository, and the ETag of each answer, kept across polls."""
 
     def __init__(self, source: GitSource, token: str | None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         super().__init__(source, token, timeout)
         self._has_token = bool(token)
-        self._repository_url = f"{source.server}/repos/{source.repository}"
+        self._repository_url = f"{source.server}/repos/{quote(source.repository, safe='/')}"
         # A header, never the access_token query parameter, which would end up in URLs and logs.
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(headers=headers, timeout=timeout)
+        self._etags = ETags()
 
     def head(self, branch: str) -> str:
-        subject = Subject(self.source, branch)
-        commits = self._get("/commits", subject, params={"sha": branch, "per_page": 1})
-        if not isinstance(commits, list):
-            raise bad_answer(subject)
-        if not commits:
-            raise no_commits(subject)
-        sha = _text(commits[0], "sha", subject)
-        if not sha:
-            raise bad_answer(subject)
-        return sha
+        path = f"/branches/{quote(branch, safe='/')}"
+        return self._conditional_get(path, branch, Subject(self.source, branch), _sha_of)
 
     def default_branch(self) -> str:
-        subject = Subject(self.source)
-        branch = _text(self._get("", subject), "default_branch", subject)
-        if not branch:
-            raise no_default_branch(subject)
-        return branch
+        return self._conditional_get("", _DEFAULT_BRANCH, Subject(self.source), default_branch_in)
 
     def close(self) -> None:
         self._client.close()
 
-    def _get(self, path: str, subject: Subject, *, params: dict[str, Any] | None = None) -> Any:
+    def _conditional_get(self, path: str, question: str, subject: Subject,
+                         read: Callable[[Any, Subject], str]) -> str:
         try:
-            response = self._client.get(self._repository_url + path, params=params)
+            response = self._client.get(self._repository_url + path,
+                                        headers=self._etags.request_headers(question))
         except httpx.TimeoutException:
             raise timed_out(subject, self.timeout) from None
         except httpx.HTTPError as error:
             raise unreachable(subject, error) from None
+        now = time.time()
+        self.rate_limit = rate_limit(response.headers, GITHUB_PREFIX, now) or self.rate_limit
+        unchanged = self._etags.unchanged(question)
+        if response.status_code == 304 and unchanged is not None:
+            return unchanged
         if response.status_code != 200:
-            rate_limited = response.headers.get("x-ratelimit-remaining") == "0"
-            raise for_status(response.status_code, subject, has_token=self._has_token,
-                             rate_limited=rate_limited)
+            raise for_answer(response.status_code, response.headers, response.text, subject,
+                             has_token=self._has_token, prefix=GITHUB_PREFIX, now=now)
         try:
-            return response.json()
+            document = response.json()
         except ValueError:
             raise bad_answer(subject) from None
+        value = read(document, subject)
+        self._etags.remember(question, response.headers.get("etag"), value)
+        return value
 
 
-def _text(document: Any, key: str, subject: Subject) -> str | None:
-    """A string field of a JSON object; the answer is unreadable if it is no object."""
-    if not isinstance(document, dict):
-        raise bad_answer(subject)
-    value = document.get(key)
-    return value if isinstance(value, str) else None
+def _sha_of(branch: Any, subject: Subject) -> str:
+    commit = branch.get("commit") if isinstance(branch, dict) else None
+    return commit_sha(commit.get("sha") if isinstance(commit, dict) else None, subject)

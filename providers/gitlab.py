@@ -1,20 +1,27 @@
-"""GitLab.com and self-managed GitLab, through python-gitlab."""
+"""GitLab.com and self-managed GitLab, through python-gitlab's session.
+
+Requests go through the client's requests session, not its object API nor
+`http_request`: those raise on a 304 and drop the answer's headers on every
+error, and the provider needs both, to send `If-None-Match` and to read
+`RateLimit-*` and `Retry-After`. A head is one branch's answer, not a list of
+commits.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import gitlab
 import requests
-from gitlab.exceptions import GitlabError
-from gitlab.v4.objects import Project
 
+from providers.answers import (GITLAB_PREFIX, ETags, commit_sha, default_branch_in, for_answer,
+                               rate_limit)
 from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource
-from providers.failures import (Subject, bad_answer, for_status, no_commits, no_default_branch,
-                                timed_out, unreachable)
-from providers.urls import (RepositoryURL, is_repository_path, normalise_base_url,
+from providers.failures import Subject, bad_answer, timed_out, unreachable
+from providers.urls import (RepositoryURL, clone_url, is_repository_path, normalise_base_url,
                             parse_repository_url)
 
 PUBLIC_SERVER = "https://gitlab.com"
@@ -23,8 +30,7 @@ AUTH_TYPES = ("PrivateToken", "OAuthToken", "JobToken")
 _API_PATH = "/api/v4"  # python-gitlab appends it to the server
 _URL_EXAMPLE = "https://gitlab.com/GROUP/PROJECT"
 _BASE_URL_EXAMPLE = "https://gitlab.example.com"
-# python-gitlab otherwise sleeps and retries on 429 up to ten times, past our timeout.
-_NO_RETRY: dict[str, Any] = {"obey_rate_limit": False, "max_retries": 0}
+_DEFAULT_BRANCH = "default branch"  # the ETag memory's key; no branch can be named so
 
 
 def parse_source(url: str, *, base_url: str = "", project_id: str = "",
@@ -34,8 +40,9 @@ def parse_source(url: str, *, base_url: str = "", project_id: str = "",
     parsed = None
     if not (base_url.strip() and project_id.strip()):
         parsed = parse_repository_url(url, example=_URL_EXAMPLE)
-    return GitSource(repo_type="gitlab", server=_server(parsed, base_url),
-                     repository=_project(parsed, project_id), auth_type=kind)
+    server, project = _server(parsed, base_url), _project(parsed, project_id)
+    return GitSource(repo_type="gitlab", server=server, repository=project, auth_type=kind,
+                     clone_url=_clone_url(server, project, url))
 
 
 def _auth_type(auth_type: str) -> str:
@@ -56,8 +63,7 @@ def _server(parsed: RepositoryURL | None, base_url: str) -> str:
 def _project(parsed: RepositoryURL | None, project_id: str) -> str:
     if not project_id.strip():
         assert parsed is not None
-        # Web URLs put pages after "/-/": group/project/-/tree/main.
-        return parsed.path.split("/-/")[0]
+        return _project_path(parsed)
     project = project_id.strip().strip("/")
     if not is_repository_path(project):
         raise InvalidSource(f"project-id {project_id!r} is neither a numeric id nor a "
@@ -65,54 +71,82 @@ def _project(parsed: RepositoryURL | None, project_id: str) -> str:
     return project
 
 
+def _project_path(parsed: RepositoryURL) -> str:
+    # Web URLs put pages after "/-/": group/project/-/tree/main.
+    return parsed.path.split("/-/")[0]
+
+
+def _clone_url(server: str, project: str, url: str) -> str:
+    """The project path under the server; a numeric id names no path, so then the URL's."""
+    if not project.isdigit():
+        return clone_url(server, project)
+    try:
+        parsed = parse_repository_url(url, example=_URL_EXAMPLE)
+    except InvalidSource:
+        return ""
+    return clone_url(parsed.origin, _project_path(parsed))
+
+
 class Provider(GitProvider):
-    """One python-gitlab client per repository, reused across polls."""
+    """python-gitlab's session and API URL, and the ETag of each answer, kept across polls."""
 
     def __init__(self, source: GitSource, token: str | None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         super().__init__(source, token, timeout)
         self._has_token = bool(token)
-        kind, token = source.auth_type or DEFAULT_AUTH_TYPE, token or None
-        # python-gitlab sends these as PRIVATE-TOKEN, Authorization: Bearer and JOB-TOKEN.
-        self._gitlab = gitlab.Gitlab(url=source.server, timeout=timeout, retry_transient_errors=False,
-                                     private_token=token if kind == "PrivateToken" else None,
-                                     oauth_token=token if kind == "OAuthToken" else None,
-                                     job_token=token if kind == "JobToken" else None)
+        self._gitlab = gitlab.Gitlab(url=source.server, timeout=timeout)
+        self._headers = {**self._gitlab.headers,
+                         **_token_headers(source.auth_type or DEFAULT_AUTH_TYPE, token)}
+        self._project_url = f"{self._gitlab.api_url}/projects/{quote(source.repository, safe='')}"
+        self._etags = ETags()
 
     def head(self, branch: str) -> str:
-        subject = Subject(self.source, branch)
-        with self._answering(subject):
-            commits = self._project().commits.list(ref_name=branch, per_page=1, get_all=False,
-                                                   **_NO_RETRY)
-        if not commits:
-            raise no_commits(subject)
-        return commits[0].id
+        path = f"/repository/branches/{quote(branch, safe='')}"
+        return self._conditional_get(path, branch, Subject(self.source, branch), _sha_of)
 
     def default_branch(self) -> str:
-        subject = Subject(self.source)
-        with self._answering(subject):
-            branch = self._gitlab.projects.get(self.source.repository, **_NO_RETRY).default_branch
-        if not branch:
-            raise no_default_branch(subject)
-        return branch
+        return self._conditional_get("", _DEFAULT_BRANCH, Subject(self.source), default_branch_in)
 
     def close(self) -> None:
         self._gitlab.session.close()
 
-    def _project(self) -> Project:
-        return self._gitlab.projects.get(self.source.repository, lazy=True)
-
-    @contextmanager
-    def _answering(self, subject: Subject) -> Iterator[None]:
+    def _conditional_get(self, path: str, question: str, subject: Subject,
+                         read: Callable[[Any, Subject], str]) -> str:
+        headers = {**self._headers, **self._etags.request_headers(question)}
         try:
-            yield
-        except GitlabError as error:
-            if error.response_code is None:
-                raise bad_answer(subject) from None
-            raise for_status(error.response_code, subject, has_token=self._has_token) from None
+            # No redirects: requests would carry PRIVATE-TOKEN along to another host.
+            response = self._gitlab.session.get(self._project_url + path, headers=headers,
+                                                timeout=self.timeout, allow_redirects=False)
         except requests.Timeout:
             raise timed_out(subject, self.timeout) from None
-        except ValueError:  # before RequestException: JSON errors are both
-            raise bad_answer(subject) from None
         except requests.RequestException as error:
             raise unreachable(subject, error) from None
+        now = time.time()
+        self.rate_limit = rate_limit(response.headers, GITLAB_PREFIX, now) or self.rate_limit
+        unchanged = self._etags.unchanged(question)
+        if response.status_code == 304 and unchanged is not None:
+            return unchanged
+        if response.status_code != 200:
+            raise for_answer(response.status_code, response.headers, response.text, subject,
+                             has_token=self._has_token, prefix=GITLAB_PREFIX, now=now)
+        try:
+            document = response.json()
+        except ValueError:
+            raise bad_answer(subject) from None
+        value = read(document, subject)
+        self._etags.remember(question, response.headers.get("etag"), value)
+        return value
+
+
+def _token_headers(kind: str, token: str | None) -> dict[str, str]:
+    """The header GitLab reads each token kind from."""
+    if not token:
+        return {}
+    if kind == "OAuthToken":
+        return {"Authorization": f"Bearer {token}"}
+    return {"JOB-TOKEN" if kind == "JobToken" else "PRIVATE-TOKEN": token}
+
+
+def _sha_of(branch: Any, subject: Subject) -> str:
+    commit = branch.get("commit") if isinstance(branch, dict) else None
+    return commit_sha(commit.get("id") if isinstance(commit, dict) else None, subject)

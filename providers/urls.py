@@ -25,6 +25,7 @@ class RepositoryURL:
     host: str
     port: int | None
     path: str
+    suffix: str = ""  # ".git" where the URL ended with it
 
     @property
     def origin(self) -> str:
@@ -60,10 +61,33 @@ def parse_repository_url(url: str, *, example: str) -> RepositoryURL:
 
 def _repository_url(scheme: str, host: str, port: int | None, path: str,
                     url: str, example: str) -> RepositoryURL:
-    path = path.strip("/").removesuffix(".git").strip("/")
+    path = path.strip("/")
+    suffix = ".git" if path.endswith(".git") else ""
+    path = path.removesuffix(".git").strip("/")
     if not is_repository_path(path):
         raise InvalidSource(f"URL {redact(url)!r} does not name a repository: write it as {example}")
-    return RepositoryURL(scheme=scheme, host=host.lower(), port=port, path=path)
+    return RepositoryURL(scheme=scheme, host=host.lower(), port=port, path=path, suffix=suffix)
+
+
+def clone_url(origin: str, path: str) -> str:
+    """The smart HTTP URL `origin/path.git`, the form GitHub, GitLab and Gitee all serve.
+
+    `origin` may carry a path of its own (a server under a relative URL root);
+    its host is lowercased and any credentials in it dropped."""
+    parts = urlsplit(origin.rstrip("/"))
+    host = (parts.hostname or "").lower()
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}/{path.strip('/')}.git"
+
+
+def normalise_clone_url(url: str, *, example: str) -> str:
+    """Any spelling of a clone URL as its smart HTTP URL, for any git server.
+
+    ssh forms become https, the host is lowercased, credentials and trailing
+    slashes go. `.git` stays only where the URL has it: a plain git server
+    need not answer to both names."""
+    parsed = parse_repository_url(url, example=example)
+    return f"{parsed.origin}/{parsed.path}{parsed.suffix}"
 
 
 def is_repository_path(path: str) -> bool:

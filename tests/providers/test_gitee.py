@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import closing
 
@@ -9,15 +10,26 @@ import pytest
 import respx
 
 from providers import gitee
-from providers.base import (GitSource, InvalidSource, NotFound, ProviderError, Unauthorized,
-                            Unavailable)
+from providers.base import (GitSource, InvalidSource, NotFound, ProviderError, RateLimit, Throttled,
+                            Unauthorized, Unavailable)
 from tests.providers.conftest import TOKEN, assert_token_hidden
 
 API = "https://gitee.com/api/v5"
 REPO_URL = f"{API}/repos/owner/repo"
-COMMITS_URL = f"{REPO_URL}/commits"
+MAIN_URL = f"{REPO_URL}/branches/main"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-SOURCE = GitSource(repo_type="gitee", server=API, repository="owner/repo")
+NEWER = "89abcdef0123456789abcdef0123456789abcdef"
+SOURCE = GitSource(repo_type="gitee", server=API, repository="owner/repo",
+                   clone_url="https://gitee.com/owner/repo.git")
+
+
+def branch(sha: str = SHA) -> dict[str, object]:
+    return {"name": "main", "commit": {"sha": sha, "url": "..."}, "protected": False}
+
+
+def budget(remaining: int = 59, reset: float = 1_900_000_000) -> dict[str, str]:
+    return {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(int(reset))}
 
 
 @pytest.fixture
@@ -35,16 +47,19 @@ def provider() -> Iterator[gitee.Provider]:
 
 @pytest.mark.parametrize("url", [
     "https://gitee.com/owner/repo", "https://gitee.com/owner/repo.git", "https://gitee.com/owner/repo/",
-    "git@gitee.com:owner/repo.git",
+    "https://Gitee.com/owner/repo", "https://www.gitee.com/owner/repo",
+    f"https://u:{TOKEN}@gitee.com/owner/repo",
+    "git@gitee.com:owner/repo.git", "ssh://git@gitee.com/owner/repo",
 ])
-def test_url_forms_name_the_same_repository(url: str) -> None:
+def test_url_forms_name_the_same_repository_and_clone_url(url: str) -> None:
     assert gitee.parse_source(url) == SOURCE
 
 
-def test_base_url_replaces_the_api_server() -> None:
-    source = gitee.parse_source("https://code.example.com/owner/repo",
+def test_base_url_replaces_the_api_server_and_the_clone_url_is_the_urls_host() -> None:
+    source = gitee.parse_source("git@code.example.com:owner/repo.git",
                                 base_url="https://code.example.com/api/v5/")
     assert source.server == "https://code.example.com/api/v5"
+    assert source.clone_url == "https://code.example.com/owner/repo.git"
 
 
 @pytest.mark.parametrize("url, match", [
@@ -57,23 +72,36 @@ def test_unreadable_urls_say_what_to_write(url: str, match: str) -> None:
         gitee.parse_source(url)
 
 
-def test_head_asks_for_one_commit_of_the_branch_with_a_bearer_header(
-        mock: respx.MockRouter, provider: gitee.Provider) -> None:
-    route = mock.get(COMMITS_URL, params={"sha": "dev/next", "per_page": "1"}).respond(
-        json=[{"sha": SHA}])
+def test_head_asks_for_the_branch_with_a_bearer_header(mock: respx.MockRouter,
+                                                      provider: gitee.Provider) -> None:
+    route = mock.get(f"{REPO_URL}/branches/dev/next").respond(json=branch())
 
     assert provider.head("dev/next") == SHA
 
     request = route.calls.last.request
     assert request.method == "GET"
-    assert dict(request.url.params) == {"sha": "dev/next", "per_page": "1"}
+    assert request.url.raw_path == b"/api/v5/repos/owner/repo/branches/dev/next"
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "If-None-Match" not in request.headers
     assert "access_token" not in str(request.url)
     assert route.call_count == 1
 
 
+def test_second_poll_sends_the_etag_and_a_304_keeps_the_sha(mock: respx.MockRouter,
+                                                            provider: gitee.Provider) -> None:
+    route = mock.get(MAIN_URL)
+    route.side_effect = [httpx.Response(200, json=branch(), headers={"ETag": '"a"'}),
+                         httpx.Response(304),
+                         httpx.Response(200, json=branch(NEWER), headers={"ETag": '"b"'}),
+                         httpx.Response(304)]
+
+    assert [provider.head("main") for _ in range(4)] == [SHA, SHA, NEWER, NEWER]
+
+    assert [c.request.headers.get("If-None-Match") for c in route.calls] == [None, '"a"', '"a"', '"b"']
+
+
 def test_public_repository_is_read_without_authorization(mock: respx.MockRouter) -> None:
-    route = mock.get(COMMITS_URL).respond(json=[{"sha": SHA}])
+    route = mock.get(MAIN_URL).respond(json=branch())
 
     with closing(gitee.Provider(SOURCE, None, timeout=3)) as p:
         p.head("main")
@@ -81,41 +109,76 @@ def test_public_repository_is_read_without_authorization(mock: respx.MockRouter)
     assert "Authorization" not in route.calls.last.request.headers
 
 
-def test_default_branch_is_read_from_the_repository(mock: respx.MockRouter, provider: gitee.Provider) -> None:
-    route = mock.get(REPO_URL).respond(json={"full_name": "owner/repo", "default_branch": "master"})
+def test_default_branch_is_read_from_the_repository_conditionally(mock: respx.MockRouter,
+                                                                  provider: gitee.Provider) -> None:
+    route = mock.get(REPO_URL)
+    route.side_effect = [httpx.Response(200, json={"default_branch": "master"}, headers={"ETag": '"r"'}),
+                         httpx.Response(304)]
 
-    assert provider.default_branch() == "master"
+    assert [provider.default_branch(), provider.default_branch()] == ["master", "master"]
 
-    assert route.calls.last.request.url == httpx.URL(REPO_URL)
+    assert route.calls.last.request.headers["If-None-Match"] == '"r"'
 
 
 def test_the_timeout_is_set_on_the_client(mock: respx.MockRouter, provider: gitee.Provider) -> None:
-    route = mock.get(COMMITS_URL).respond(json=[{"sha": SHA}])
+    route = mock.get(MAIN_URL).respond(json=branch())
 
     provider.head("main")
 
     assert route.calls.last.request.extensions["timeout"] == httpx.Timeout(3).as_dict()
 
 
-@pytest.mark.parametrize("body, error", [([], NotFound), ({"message": "?"}, Unavailable),
-                                         ([{"no": "sha"}], Unavailable)])
-def test_empty_or_odd_commit_lists(mock: respx.MockRouter, provider: gitee.Provider,
-                                   body: object, error: type[ProviderError]) -> None:
-    mock.get(COMMITS_URL).respond(json=body)
+@pytest.mark.parametrize("body", [[], {"message": "?"}, {"commit": {"id": SHA}}, {"commit": {"sha": "x"}}])
+def test_odd_branch_answers_are_unreadable(mock: respx.MockRouter, provider: gitee.Provider,
+                                           body: object) -> None:
+    mock.get(MAIN_URL).respond(json=body)
 
-    with pytest.raises(error, match="owner/repo"):
+    with pytest.raises(Unavailable, match="owner/repo.*could not be read"):
         provider.head("main")
 
 
+@pytest.mark.parametrize("status", [200, 304, 404])
+def test_every_answer_updates_the_rate_limit(mock: respx.MockRouter, provider: gitee.Provider,
+                                             status: int) -> None:
+    route = mock.get(MAIN_URL)
+    route.side_effect = [httpx.Response(200, json=branch(), headers={"ETag": '"a"', **budget(50)}),
+                         httpx.Response(status, json=branch(), headers=budget(49, 1_900_000_001))]
+    provider.head("main")
+    assert provider.rate_limit == RateLimit(60, 50, 1_900_000_000)
+
+    try:
+        provider.head("main")
+    except ProviderError:
+        pass
+
+    assert provider.rate_limit == RateLimit(60, 49, 1_900_000_001)
+
+
+@pytest.mark.parametrize("status, headers, low, high", [
+    (403, {"Retry-After": "12"}, 12, 12),
+    (429, {"Retry-After": "12"}, 12, 12),
+    (403, budget(0, time.time() + 300), 290, 300),
+])
+def test_rate_limited_answers_are_throttled(mock: respx.MockRouter, provider: gitee.Provider,
+                                            status: int, headers: dict[str, str], low: float,
+                                            high: float) -> None:
+    mock.get(MAIN_URL).respond(status, headers=headers, json={"message": "Rate Limit Exceeded"})
+
+    with pytest.raises(Throttled) as caught:
+        provider.head("main")
+
+    assert low <= caught.value.retry_after <= high
+
+
 @pytest.mark.parametrize("status, headers, error", [
-    (401, {}, Unauthorized), (403, {}, Unauthorized), (403, {"X-RateLimit-Remaining": "0"}, Unavailable),
-    (404, {}, NotFound), (429, {}, Unavailable), (500, {}, Unavailable), (502, {}, Unavailable),
+    (401, {}, Unauthorized), (403, {}, Unauthorized), (403, {"X-RateLimit-Remaining": "0"}, Throttled),
+    (404, {}, NotFound), (429, {}, Throttled), (500, {}, Unavailable), (502, {}, Unavailable),
     (418, {}, ProviderError),
 ])
 def test_http_failures_map_to_provider_errors(mock: respx.MockRouter, provider: gitee.Provider,
                                               status: int, headers: dict[str, str],
                                               error: type[ProviderError]) -> None:
-    route = mock.get(COMMITS_URL).respond(status, headers=headers, json={"message": f"no {TOKEN}"})
+    route = mock.get(MAIN_URL).respond(status, headers=headers, json={"message": f"no {TOKEN}"})
 
     with pytest.raises(error) as caught:
         provider.head("main")
@@ -144,11 +207,11 @@ def test_network_failures_are_unavailable(mock: respx.MockRouter, provider: gite
 def test_token_is_not_logged(mock: respx.MockRouter, provider: gitee.Provider,
                              caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    mock.get(COMMITS_URL).respond(json=[{"sha": SHA}])
+    mock.get(MAIN_URL).respond(json=branch())
 
     provider.head("main")
 
-    assert "commits" in caplog.text
+    assert "branches" in caplog.text
     assert TOKEN not in caplog.text
 
 
@@ -157,4 +220,3 @@ def test_close_closes_the_client() -> None:
     p.close()
     with pytest.raises(RuntimeError):
         p.head("main")
-

@@ -1,24 +1,31 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 import responses
 
 from providers import gitlab
-from providers.base import (GitSource, InvalidSource, NotFound, ProviderError, Unauthorized,
-                            Unavailable)
+from providers.base import (GitSource, InvalidSource, NotFound, ProviderError, RateLimit, Throttled,
+                            Unauthorized, Unavailable)
 from tests.providers.conftest import TOKEN, assert_token_hidden
 
 SERVER = "https://gitlab.com"
 PROJECT_URL = f"{SERVER}/api/v4/projects/group%2Fsub%2Fproject"
-COMMITS_URL = f"{PROJECT_URL}/repository/commits"
+MAIN_URL = f"{PROJECT_URL}/repository/branches/main"
 SHA = "0123456789abcdef0123456789abcdef01234567"
+NEWER = "89abcdef0123456789abcdef0123456789abcdef"
 SOURCE = GitSource(repo_type="gitlab", server=SERVER, repository="group/sub/project",
-                   auth_type="PrivateToken")
+                   auth_type="PrivateToken", clone_url="https://gitlab.com/group/sub/project.git")
+
+
+def branch(sha: str = SHA) -> dict[str, object]:
+    return {"name": "main", "commit": {"id": sha, "short_id": sha[:8]}}
 
 
 @pytest.fixture
@@ -31,21 +38,32 @@ def provider(token: str | None = TOKEN, source: GitSource = SOURCE) -> gitlab.Pr
     return gitlab.Provider(source, token, timeout=3)
 
 
+def budget(remaining: int = 1999, reset: float = 1_900_000_000) -> dict[str, str]:
+    return {"RateLimit-Limit": "2000", "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(int(reset))}
+
+
+# --- where a project is
+
+
 @pytest.mark.parametrize("url", [
     "https://gitlab.com/group/sub/project",
     "https://gitlab.com/group/sub/project.git",
     "https://gitlab.com/group/sub/project/",
+    "https://GITLAB.com/group/sub/project",
     "https://gitlab.com/group/sub/project/-/tree/main",
+    f"https://oauth2:{TOKEN}@gitlab.com/group/sub/project.git",
     "git@gitlab.com:group/sub/project.git",
     "ssh://git@gitlab.com/group/sub/project.git",
 ])
-def test_every_url_form_names_the_project_path(url: str) -> None:
+def test_every_url_form_names_the_project_path_and_clone_url(url: str) -> None:
     assert gitlab.parse_source(url) == SOURCE
 
 
 def test_self_managed_host_is_the_server() -> None:
     source = gitlab.parse_source("git@gitlab.example.com:team/app.git")
-    assert (source.server, source.repository) == ("https://gitlab.example.com", "team/app")
+    assert (source.server, source.repository, source.clone_url) == (
+        "https://gitlab.example.com", "team/app", "https://gitlab.example.com/team/app.git")
 
 
 @pytest.mark.parametrize("base_url", [
@@ -63,9 +81,18 @@ def test_project_id_overrides_the_url(project_id: str) -> None:
     assert source.repository == project_id.strip().strip("/")
 
 
-def test_with_base_url_and_project_id_the_url_is_not_needed() -> None:
-    source = gitlab.parse_source("", base_url="https://gl.example.com", project_id="7")
-    assert source == GitSource("gitlab", "https://gl.example.com", "7", "PrivateToken")
+@pytest.mark.parametrize("url, base_url, project_id, clone_url", [
+    ("", "https://gl.example.com", "7", ""),
+    ("not a url", "https://gl.example.com", "7", ""),
+    ("git@GL.example.com:team/app.git", "https://gl.example.com", "7", "https://gl.example.com/team/app.git"),
+    ("", "https://GL.example.com/gitlab/api/v4", "team/app", "https://gl.example.com/gitlab/team/app.git"),
+    ("https://gitlab.com/group/sub/project", "", "other/project", "https://gitlab.com/other/project.git"),
+    ("http://gl.example.com:8080/team/app", "", "", "http://gl.example.com:8080/team/app.git"),
+])
+def test_clone_url_is_empty_only_when_a_numeric_id_is_all_there_is(
+        url: str, base_url: str, project_id: str, clone_url: str) -> None:
+    source = gitlab.parse_source(url, base_url=base_url, project_id=project_id)
+    assert source.clone_url == clone_url
 
 
 @pytest.mark.parametrize("auth_type", ["", "PrivateToken", "OAuthToken", "JobToken"])
@@ -86,27 +113,32 @@ def test_unreadable_sources_are_invalid(url: str, project_id: str) -> None:
         gitlab.parse_source(url, project_id=project_id)
 
 
+# --- head: one branch, asked for conditionally
+
+
 @pytest.mark.parametrize("auth_type, header, value", [
     ("PrivateToken", "PRIVATE-TOKEN", TOKEN),
     ("OAuthToken", "Authorization", f"Bearer {TOKEN}"),
     ("JobToken", "JOB-TOKEN", TOKEN),
 ])
-def test_head_is_one_request_with_the_token_kind_asked_for(
+def test_head_is_one_branch_request_with_the_token_kind_asked_for(
         mock: responses.RequestsMock, auth_type: str, header: str, value: str) -> None:
-    mock.get(COMMITS_URL, json=[{"id": SHA, "short_id": SHA[:8]}])
+    mock.get(f"{PROJECT_URL}/repository/branches/feature%2Fx", json=branch())
     source = gitlab.parse_source("https://gitlab.com/group/sub/project", auth_type=auth_type)
 
     assert provider(source=source).head("feature/x") == SHA
 
     [call] = mock.calls
-    assert urlsplit(call.request.url).path == "/api/v4/projects/group%2Fsub%2Fproject/repository/commits"
-    assert parse_qs(urlsplit(call.request.url).query) == {"ref_name": ["feature/x"], "per_page": ["1"]}
+    assert urlsplit(call.request.url).path == (
+        "/api/v4/projects/group%2Fsub%2Fproject/repository/branches/feature%2Fx")
+    assert urlsplit(call.request.url).query == ""
     assert call.request.headers[header] == value
+    assert "If-None-Match" not in call.request.headers
     assert call.request.req_kwargs["timeout"] == 3
 
 
 def test_public_project_is_read_without_any_token_header(mock: responses.RequestsMock) -> None:
-    mock.get(COMMITS_URL, json=[{"id": SHA}])
+    mock.get(MAIN_URL, json=branch())
 
     provider(token=None).head("main")
 
@@ -114,37 +146,132 @@ def test_public_project_is_read_without_any_token_header(mock: responses.Request
     assert not {"PRIVATE-TOKEN", "JOB-TOKEN", "Authorization"} & set(headers)
 
 
+def test_second_poll_sends_the_etag_and_a_304_keeps_the_sha(mock: responses.RequestsMock) -> None:
+    mock.get(MAIN_URL, json=branch(), headers={"ETag": 'W/"one"'})
+    mock.get(MAIN_URL, status=304)
+    mock.get(MAIN_URL, json=branch(NEWER), headers={"ETag": 'W/"two"'})
+    mock.get(MAIN_URL, status=304)
+    p = provider()
+
+    assert [p.head("main") for _ in range(4)] == [SHA, SHA, NEWER, NEWER]
+
+    assert [c.request.headers.get("If-None-Match") for c in mock.calls] == [
+        None, 'W/"one"', 'W/"one"', 'W/"two"']
+
+
+def test_without_an_etag_polls_stay_unconditional(mock: responses.RequestsMock) -> None:
+    mock.get(MAIN_URL, json=branch())
+    mock.get(MAIN_URL, json=branch())
+    p = provider()
+
+    p.head("main")
+    p.head("main")
+
+    assert "If-None-Match" not in mock.calls[1].request.headers
+
+
 def test_numeric_project_id_is_used_as_is(mock: responses.RequestsMock) -> None:
-    mock.get("https://gl.example.com/api/v4/projects/4242/repository/commits", json=[{"id": SHA}])
+    mock.get("https://gl.example.com/api/v4/projects/4242/repository/branches/main", json=branch())
     source = gitlab.parse_source("", base_url="https://gl.example.com/api/v4", project_id="4242")
 
     assert provider(source=source).head("main") == SHA
 
 
-def test_default_branch_is_read_from_the_project(mock: responses.RequestsMock) -> None:
-    mock.get(PROJECT_URL, json={"id": 1, "path_with_namespace": "group/sub/project",
-                                "default_branch": "develop"})
+@pytest.mark.parametrize("body", [{"name": "main"}, {"commit": {"id": "abc"}}, [branch()]])
+def test_an_answer_without_a_commit_id_is_unreadable(mock: responses.RequestsMock, body: object) -> None:
+    mock.get(MAIN_URL, json=body)
 
-    assert provider().default_branch() == "develop"
+    with pytest.raises(Unavailable, match="could not be read"):
+        provider().head("main")
+
+
+def test_default_branch_is_read_from_the_project_conditionally(mock: responses.RequestsMock) -> None:
+    mock.get(PROJECT_URL, json={"id": 1, "default_branch": "develop"}, headers={"ETag": '"p"'})
+    mock.get(PROJECT_URL, status=304)
+    p = provider()
+
+    assert [p.default_branch(), p.default_branch()] == ["develop", "develop"]
+
+    assert mock.calls[1].request.headers["If-None-Match"] == '"p"'
+
+
+def test_project_without_default_branch_is_not_found(mock: responses.RequestsMock) -> None:
+    mock.get(PROJECT_URL, json={"id": 1, "default_branch": None})
+
+    with pytest.raises(NotFound, match="no default branch"):
+        provider().default_branch()
+
+
+# --- the budget and throttling
+
+
+@pytest.mark.parametrize("status", [200, 304, 404])
+def test_every_answer_updates_the_rate_limit(mock: responses.RequestsMock, status: int) -> None:
+    mock.get(MAIN_URL, json=branch(), headers={"ETag": '"e"', **budget(1500)})
+    body: dict[str, Any] = {} if status == 304 else {"json": branch()}
+    mock.get(MAIN_URL, status=status, headers=budget(1499, 1_900_000_060), **body)
+    p = provider()
+    p.head("main")
+    assert p.rate_limit == RateLimit(2000, 1500, 1_900_000_000)
+
+    try:
+        p.head("main")
+    except ProviderError:
+        pass
+
+    assert p.rate_limit == RateLimit(2000, 1499, 1_900_000_060)
+
+
+def test_the_github_style_headers_are_not_gitlabs(mock: responses.RequestsMock) -> None:
+    mock.get(MAIN_URL, json=branch(), headers={"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "1",
+                                               "X-RateLimit-Reset": "1900000000"})
+    p = provider()
+
+    p.head("main")
+
+    assert p.rate_limit is None
+
+
+def test_429_pauses_for_retry_after(mock: responses.RequestsMock) -> None:
+    mock.get(MAIN_URL, status=429, headers={"Retry-After": "17", **budget(0)},
+             json={"message": f"Retry later {TOKEN}"})
+
+    with pytest.raises(Throttled, match="HTTP 429") as caught:
+        provider().head("main")
+
+    assert caught.value.retry_after == 17
+    assert_token_hidden(caught.value)
+    assert len(mock.calls) == 1
+
+
+def test_429_without_retry_after_pauses_until_the_reset(mock: responses.RequestsMock) -> None:
+    mock.get(MAIN_URL, status=429, headers=budget(0, time.time() + 200))
+
+    with pytest.raises(Throttled) as caught:
+        provider().head("main")
+
+    assert 195 <= caught.value.retry_after <= 200
+
+
+# --- failures
+
+
+def test_redirects_are_not_followed_so_the_token_stays_home(mock: responses.RequestsMock) -> None:
+    mock.get(MAIN_URL, status=301, headers={"Location": "https://elsewhere.example/branches/main"})
+
+    with pytest.raises(ProviderError, match="HTTP 301"):
+        provider().head("main")
 
     assert len(mock.calls) == 1
 
 
-def test_branch_without_commits_is_not_found(mock: responses.RequestsMock) -> None:
-    mock.get(COMMITS_URL, json=[])
-
-    with pytest.raises(NotFound, match="'main': no commits"):
-        provider().head("main")
-
-
 @pytest.mark.parametrize("status, error", [
-    (401, Unauthorized), (403, Unauthorized), (404, NotFound), (429, Unavailable),
+    (401, Unauthorized), (403, Unauthorized), (404, NotFound), (429, Throttled),
     (500, Unavailable), (502, Unavailable), (503, Unavailable), (418, ProviderError),
 ])
 def test_http_failures_map_to_provider_errors_after_one_request(
         mock: responses.RequestsMock, status: int, error: type[ProviderError]) -> None:
-    mock.get(COMMITS_URL, status=status, headers={"Retry-After": "0"},
-             json={"message": f"{status} echoing {TOKEN}"})
+    mock.get(MAIN_URL, status=status, json={"message": f"{status} echoing {TOKEN}"})
 
     with pytest.raises(error) as caught:
         provider().head("main")
@@ -168,7 +295,7 @@ def test_default_branch_failure_names_the_project(mock: responses.RequestsMock) 
 ])
 def test_network_failures_are_unavailable_after_one_attempt(
         mock: responses.RequestsMock, failure: Exception, expected: str) -> None:
-    mock.get(COMMITS_URL, body=failure)
+    mock.get(MAIN_URL, body=failure)
 
     with pytest.raises(Unavailable, match=expected) as caught:
         provider().head("main")
@@ -179,7 +306,7 @@ def test_network_failures_are_unavailable_after_one_attempt(
 
 def test_token_is_not_logged(mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    mock.get(COMMITS_URL, status=401, json={"message": "401 Unauthorized"})
+    mock.get(MAIN_URL, status=401, json={"message": "401 Unauthorized"})
 
     with pytest.raises(Unauthorized):
         provider().head("main")
