@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from providers import gitee as gitee_provider
+from providers.base import GitSource, Unavailable
+from revision_controller.testing.forge import Forge
+from revision_controller.testing.gitee import GiteeServer
+
+TOKEN = "gitee-standin-token"
+
+
+@pytest.fixture
+def forge() -> Iterator[Forge]:
+    with Forge() as f:
+        yield f
+
+
+@pytest.fixture
+def server(forge: Forge) -> Iterator[GiteeServer]:
+    with GiteeServer(forge) as srv:
+        yield srv
+
+
+def ls_remote(url: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
+    return subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, text=True, timeout=30,
+                          check=False)
+
+
+def test_repository_branch_and_commits_with_access_token_parameter(forge: Forge, server: GiteeServer) -> None:
+    repo = forge.create_repository("owner/repo", private=True, default_branch="master")
+    first = repo.head()
+    feature = repo.commit("feature", branch="feature/x")
+    forge.grant(TOKEN, "owner/repo")
+    api, token = f"{server.api_url}/repos/owner/repo", {"access_token": TOKEN}
+
+    document = httpx.get(api, params=token, timeout=5).json()
+    branch = httpx.get(f"{api}/branches/feature/x", params=token, timeout=5).json()
+    commits = httpx.get(f"{api}/commits", params={**token, "sha": "feature/x", "per_page": 1}, timeout=5).json()
+    both = httpx.get(f"{api}/commits", params={**token, "sha": "feature/x"}, timeout=5).json()
+
+    assert (document["full_name"], document["default_branch"], document["private"]) == ("owner/repo", "master", True)
+    assert branch["name"] == "feature/x" and branch["commit"]["sha"] == feature
+    assert branch["commit"]["commit"]["message"] == "feature"
+    assert [c["sha"] for c in commits] == [feature] and [c["sha"] for c in both] == [feature, first]
+    assert all("access_token" not in r.query and r.token == TOKEN for r in server.requests)
+
+
+@pytest.mark.parametrize("scheme", ["token", "Bearer"])
+def test_authorization_header_is_accepted(forge: Forge, server: GiteeServer, scheme: str) -> None:
+    forge.create_repository("owner/repo", private=True)
+    forge.grant(TOKEN)
+
+    answer = httpx.get(f"{server.api_url}/repos/owner/repo", headers={"Authorization": f"{scheme} {TOKEN}"},
+                       timeout=5)
+
+    assert answer.status_code == 200
+
+
+def test_not_found_and_unauthorized_shapes(forge: Forge, server: GiteeServer) -> None:
+    forge.create_repository("owner/secret", private=True)
+    forge.create_repository("owner/repo")
+    api = server.api_url
+
+    hidden = httpx.get(f"{api}/repos/owner/secret", timeout=5)
+    no_branch = httpx.get(f"{api}/repos/owner/repo/branches/nope", timeout=5)
+    bad = httpx.get(f"{api}/repos/owner/repo", params={"access_token": "wrong"}, timeout=5)
+
+    assert (hidden.status_code, hidden.json()) == (404, {"message": "Not Found"})
+    assert (no_branch.status_code, no_branch.json()) == (404, {"message": "Not Found"})
+    assert (bad.status_code, bad.json()) == (401, {"message": "401 Unauthorized: Access token does not exist"})
+
+
+def test_etag_304_ratelimit_headers_and_exhaustion(forge: Forge) -> None:
+    forge.create_repository("owner/repo")
+    with GiteeServer(forge, anonymous_limit=2) as server:
+        url = f"{server.api_url}/repos/owner/repo"
+        first = httpx.get(url, timeout=5)
+        second = httpx.get(url, headers={"If-None-Match": first.headers["ETag"]}, timeout=5)
+        third = httpx.get(url, timeout=5)
+
+    assert second.status_code == 304 and second.headers["X-RateLimit-Remaining"] == "0"
+    assert first.headers["X-RateLimit-Remaining"] == "1" and first.headers["X-RateLimit-Limit"] == "2"
+    assert third.status_code == 403 and third.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_empty_repository_lists_no_commits(forge: Forge, server: GiteeServer) -> None:
+    forge.create_repository("owner/empty", empty=True)
+
+    answer = httpx.get(f"{server.api_url}/repos/owner/empty/commits", params={"sha": "main", "per_page": 1},
+                       timeout=5)
+
+    assert (answer.status_code, answer.json()) == (200, [])
+
+
+def test_faults_and_the_daemons_provider(forge: Forge, server: GiteeServer) -> None:
+    repo = forge.create_repository("owner/repo")
+    provider = gitee_provider.Provider(GitSource("gitee", server.api_url, "owner/repo"), None, timeout=5)
+    server.fault(500)
+
+    with pytest.raises(Unavailable):
+        provider.head("main")
+    assert provider.head("main") == repo.head()
+    assert provider.default_branch() == "main"
+
+
+def test_git_ls_remote_of_public_and_private_repositories(forge: Forge, server: GiteeServer,
+                                                          tmp_path: Path) -> None:
+    public = forge.create_repository("owner/repo")
+    private = forge.create_repository("owner/secret", private=True)
+    forge.grant(TOKEN, "owner/secret")
+
+    listed = ls_remote(server.clone_url("owner/repo"), tmp_path)
+    refused = ls_remote(server.clone_url("owner/secret"), tmp_path)
+    allowed = ls_remote(server.url.replace("http://", f"http://owner:{TOKEN}@") + "/owner/secret.git", tmp_path)
+
+    assert f"{public.head()}\trefs/heads/main" in listed.stdout
+    assert refused.returncode != 0
+    assert f"{private.head()}\trefs/heads/main" in allowed.stdout
