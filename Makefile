@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo install registry clean
+.PHONY: test demo install registry git clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,19 @@ registry:
 	  fi; \
 	fi
 
-test: $(BIN)/.installed registry
+# The git provider's tests also run Debian's git http-backend, git's own smart HTTP server.
+git:
+	@if ! command -v git >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing git with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null; \
+	  else \
+	    echo "WARNING: git is missing and cannot be installed here (needs root and apt-get):" \
+	         "the git http-backend tests will be skipped"; \
+	  fi; \
+	fi
+
+test: $(BIN)/.installed registry git
 	$(BIN)/python -m pytest
 
 demo: $(BIN)/.installed

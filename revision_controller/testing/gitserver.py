@@ -1,13 +1,17 @@
-"""A git server on loopback for tests and the demo, in pure Python.
+"""A git server on loopback for tests and the demo.
 
 Serves bare repositories from a temporary directory over git's smart HTTP
-protocol (dulwich's WSGI app) on an ephemeral port, from a background thread:
+protocol on an ephemeral port, from a background thread: by default with
+dulwich's WSGI app, in pure Python and protocol v0 only; with
+`backend="http-backend"`, with Debian's real `git http-backend` as CGI, which
+speaks protocol v2 to clients that ask for it:
 
     with GitServer() as server:
         repo = server.create_repository("demo", branch="main")
         sha = repo.commit("add greeting", files={"hello.txt": "hi"})
         repo.url                  # http://127.0.0.1:PORT/demo.git
         server.ls_remote_count("demo")  # how many ls-remotes clients made
+        server.requests[-1].kind  # "advertisement", "capabilities", "ls-refs", "fetch", "other"
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import io
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,9 +31,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Literal
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from dulwich.index import commit_tree
@@ -45,17 +52,38 @@ FILE_MODE = 0o100644
 _BRANCHES = b"refs/heads/"
 
 
-class ServedRequest(NamedTuple):
-    """One HTTP request the server received; unpacks as `method, path`."""
+Backend = Literal["dulwich", "http-backend"]
+
+# What a git client asked for, by ServedRequest.kind.
+ADVERTISEMENT = "advertisement"  # GET info/refs answered with every ref (protocol v0)
+CAPABILITIES = "capabilities"    # GET info/refs answered with a v2 server's capabilities
+LS_REFS = "ls-refs"              # POST git-upload-pack with a v2 ls-refs command
+FETCH = "fetch"                  # any other POST git-upload-pack
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """One HTTP request the server received, and what it was; unpacks as `method, path`.
+
+    `answer` is the response body; `authorization` the header the client sent."""
 
     method: str
     path: str
+    kind: str = OTHER
+    git_protocol: str = ""
+    authorization: str | None = field(default=None, repr=False)
+    answer: bytes = field(default=b"", repr=False)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self.method, self.path))
 
     def lists_refs_of(self, repository: str | None = None) -> bool:
-        """Whether this request starts an ls-remote (or a fetch) of `repository`, or of any."""
-        if self.method != "GET" or not self.path.endswith("/info/refs"):
+        """Whether this request is one ls-remote (or the start of a fetch) of `repository`, or of
+        any: a v0 ref advertisement, or a v2 ls-refs command."""
+        if self.kind not in (ADVERTISEMENT, LS_REFS):
             return False
-        return repository is None or self.path == f"/{repository}.git/info/refs"
+        return repository is None or self.path.startswith(f"/{repository}.git/")
 
 
 @dataclass(frozen=True)
@@ -93,11 +121,18 @@ class GitServer(Service):
     """Serves repositories over smart HTTP on 127.0.0.1 until stopped.
 
     With `password`, every request needs HTTP Basic credentials with that
-    password (any user name), as hosts that take a token as the password do."""
+    password (any user name), as hosts that take a token as the password do.
+    `backend` picks the server (module docstring); `protocol_v2=False` makes
+    git http-backend answer every client in protocol v0."""
 
-    def __init__(self, *, password: str | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, *, password: str | None = None, host: str = "127.0.0.1",
+                 backend: Backend = "dulwich", protocol_v2: bool = True) -> None:
+        if backend not in ("dulwich", "http-backend"):
+            raise ValueError(f"unknown backend {backend!r}: use 'dulwich' or 'http-backend'")
         self._password = password
         self._host = host
+        self._backend = backend
+        self._protocol_v2 = protocol_v2
         self._requests: list[ServedRequest] = []
         self._requests_lock = threading.Lock()
         self._root: Path | None = None
@@ -105,8 +140,11 @@ class GitServer(Service):
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        if self._backend == "http-backend" and shutil.which("git") is None:
+            raise RuntimeError("GitServer(backend='http-backend') needs the git CLI: apt-get install git")
         self._root = Path(tempfile.mkdtemp(prefix="gitserver-"))
-        app = git_app(self._root)
+        app = (git_app(self._root) if self._backend == "dulwich"
+               else http_backend_app(self._root, protocol_v2=self._protocol_v2))
         if self._password is not None:
             app = _requiring_password(app, self._password)
         self._httpd = make_server(self._host, 0, self._recording(app),
@@ -142,22 +180,16 @@ class GitServer(Service):
             return list(self._requests)
 
     def ls_remote_count(self, repository: str | None = None) -> int:
-        """How many ref advertisements clients asked for (of `repository`, or of any): one per
-        ls-remote."""
+        """How many times clients listed refs (of `repository`, or of any): one per ls-remote,
+        in either protocol. A v2 client's capabilities request is not counted."""
         return sum(request.lists_refs_of(repository) for request in self.requests)
 
     def create_repository(self, name: str, branch: str = "main", *,
                           empty: bool = False) -> HostedRepository:
         """A new bare repository whose HEAD is `branch`, with one commit unless `empty`."""
         assert self._root is not None, "start the server first"
-        path = self._root / f"{name}.git"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Repo.init_bare(str(path), mkdir=True, default_branch=branch.encode()).close()
-        repository = HostedRepository(name=name, path=path, url=f"{self.url}/{name}.git",
-                                      default_branch=branch)
-        if not empty:
-            repository.commit("initial commit", files={"README.md": f"# {name}\n"})
-        return repository
+        return init_repository(self._root, name, url=f"{self.url}/{name}.git", branch=branch,
+                               empty=empty)
 
     @contextmanager
     def hang(self) -> Iterator[None]:
@@ -171,17 +203,116 @@ class GitServer(Service):
             self._httpd.release_connections()
 
     def _recording(self, app: WSGIApp) -> WSGIApp:
+        """Records each request once it is answered (the answer is buffered to tell its kind),
+        before the answer is sent: a client that has its answer finds the request recorded."""
         def recorded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            request = ServedRequest(method=environ["REQUEST_METHOD"], path=environ["PATH_INFO"])
-            with self._requests_lock:
-                self._requests.append(request)
-            return app(environ, start_response)
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            try:
+                status, headers, answer = _buffered(app, environ)
+            except Exception:
+                self._record(environ, body, b"")  # the server answers 500
+                raise
+            self._record(environ, body, answer)
+            start_response(status, headers)
+            return [answer]
         return recorded
+
+    def _record(self, environ: dict[str, Any], body: bytes, answer: bytes) -> None:
+        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        request = ServedRequest(method=method, path=path, kind=_kind(method, path, body, answer),
+                                git_protocol=environ.get("HTTP_GIT_PROTOCOL", ""),
+                                authorization=environ.get("HTTP_AUTHORIZATION"), answer=answer)
+        with self._requests_lock:
+            self._requests.append(request)
+
+
+def _buffered(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The app's status, headers and whole body, whether it writes or yields it."""
+    chunks: list[bytes] = []
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]],
+                       exc_info: object = None) -> Callable[[bytes], None]:
+        started.append((status, headers))
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    status, headers = started[-1]
+    return status, headers, b"".join(chunks)
+
+
+def _kind(method: str, path: str, body: bytes, answer: bytes) -> str:
+    if method == "GET" and path.endswith("/info/refs"):
+        return CAPABILITIES if b"version 2\n" in answer[:64] else ADVERTISEMENT
+    if method == "POST" and path.endswith("/git-upload-pack"):
+        return LS_REFS if body[4:].startswith(b"command=ls-refs") else FETCH
+    return OTHER
+
+
+def init_repository(root: Path, name: str, *, url: str, branch: str = "main",
+                    empty: bool = False) -> HostedRepository:
+    """A new bare repository `root/NAME.git` whose HEAD is `branch`, with one commit unless `empty`."""
+    path = root / f"{name}.git"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Repo.init_bare(str(path), mkdir=True, default_branch=branch.encode()).close()
+    repository = HostedRepository(name=name, path=path, url=url, default_branch=branch)
+    if not empty:
+        repository.commit("initial commit", files={"README.md": f"# {name}\n"})
+    return repository
 
 
 def git_app(root: Path) -> WSGIApp:
     """Git's smart HTTP protocol for the bare repositories `root/NAME.git`."""
     return make_wsgi_chain(_DirectoryBackend(str(root)))
+
+
+def http_backend_app(root: Path, *, protocol_v2: bool = True) -> WSGIApp:
+    """Git's smart HTTP protocol for `root/NAME.git`, from `git http-backend` run as CGI once
+    per request, as a web server would. With `protocol_v2`, the client's `Git-Protocol`
+    header reaches git, which then answers in protocol v2 when asked."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        done = subprocess.run(["git", "http-backend"], input=body, capture_output=True, check=False,
+                              env=_cgi_env(root, environ, len(body), protocol_v2), timeout=30)
+        status, headers, payload = _cgi_answer(done.stdout)
+        start_response(status, [*headers, ("Content-Length", str(len(payload)))])
+        return [payload]
+    return app
+
+
+def _cgi_env(root: Path, environ: dict[str, Any], length: int, protocol_v2: bool) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1",
+           "PATH_INFO": environ["PATH_INFO"], "QUERY_STRING": environ.get("QUERY_STRING", ""),
+           "REQUEST_METHOD": environ["REQUEST_METHOD"], "CONTENT_LENGTH": str(length),
+           "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""), "REMOTE_ADDR": "127.0.0.1"}
+    if protocol_v2 and environ.get("HTTP_GIT_PROTOCOL"):
+        env["GIT_PROTOCOL"] = environ["HTTP_GIT_PROTOCOL"]
+    return env
+
+
+def _cgi_answer(output: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
+    """A CGI program's output as a WSGI status line, headers and body."""
+    head, separator, payload = output.partition(b"\r\n\r\n")
+    if not separator:
+        head, separator, payload = output.partition(b"\n\n")
+    if not separator:
+        return "502 Bad Gateway", [("Content-Type", "text/plain")], b"git http-backend failed\n"
+    status, headers = HTTPStatus.OK, []
+    for line in head.decode("latin-1").splitlines():
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = HTTPStatus(int(value.split()[0]))
+        else:
+            headers.append((name, value.strip()))
+    return f"{status.value} {status.phrase}", headers, payload
 
 
 def _ref(branch: str) -> bytes:

@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from dulwich.repo import Repo
 
-from providers import git
-from providers.base import GitSource, InvalidSource, NotFound, Unauthorized, Unavailable
-from revision_controller.testing.gitserver import GitServer
-from tests.providers.conftest import TOKEN, GitHttpBackend, assert_token_hidden
+from providers import git, smarthttp
+from providers.base import (GitSource, InvalidSource, NotFound, ProviderError, Throttled,
+                            Unauthorized, Unavailable)
+from revision_controller.testing.gitserver import ADVERTISEMENT, CAPABILITIES, LS_REFS, GitServer
+from tests.providers.conftest import TOKEN, assert_token_hidden, require_git
 
 
 def provider(url: str, token: str | None = None, timeout: float = 5) -> git.Provider:
@@ -33,9 +35,12 @@ def locked_server() -> Iterator[GitServer]:
         yield srv
 
 
-def test_the_clone_url_is_the_repository() -> None:
-    assert git.parse_source("  https://git.example.com/team/app.git \n") == GitSource(
-        repo_type="git", server="", repository="https://git.example.com/team/app.git")
+def test_the_clone_url_is_the_repository_normalised() -> None:
+    url = "https://git.example.com/team/app.git"
+    assert git.parse_source(f"  {url} \n") == GitSource(repo_type="git", server="", repository=url,
+                                                       clone_url=url)
+    assert git.parse_source("HTTPS://Git.Example.COM:8443/Team/app.git/#x").clone_url == \
+        "https://git.example.com:8443/Team/app.git"
 
 
 @pytest.mark.parametrize("url", ["git@git.example.com:team/app.git", "ssh://git@git.example.com/team/app.git",
@@ -46,54 +51,143 @@ def test_anything_but_http_is_invalid_and_the_error_says_to_use_https(url: str) 
     assert "https://" in str(caught.value)
 
 
+def test_a_hosted_repository_is_read_through_its_clone_url(git_http_backend: GitServer) -> None:
+    repo = git_http_backend.create_repository("owner/app")
+    source = GitSource(repo_type="github", server="https://api.github.com", repository="owner/app",
+                       clone_url=repo.url)
+
+    p = git.Provider(source, None, 5)
+    assert p.head("main") == repo.head()
+    with pytest.raises(NotFound, match="github repository owner/app on https://api.github.com, "
+                                       "branch 'nope'"):
+        p.head("nope")
+
+
 class TestAgainstGitHttpBackend:
-    def test_head_follows_new_commits(self, git_http_backend: GitHttpBackend) -> None:
-        work = git_http_backend.create_repository("app")
-        first = work.head()
-        p = provider(work.url)
+    def test_head_follows_new_commits(self, git_http_backend: GitServer) -> None:
+        repo = git_http_backend.create_repository("app")
+        first = repo.head()
+        p = provider(repo.url)
 
         assert p.head("main") == first
-        second = work.commit("main", "second")
+        second = repo.commit("second", files={"a.txt": "a"})
         assert p.head("main") == second != first
 
-    def test_other_branches_and_a_custom_default_branch(self, git_http_backend: GitHttpBackend) -> None:
-        work = git_http_backend.create_repository("app", branch="trunk")
-        feature = work.commit("feature/x", "on a feature branch")
-        p = provider(work.url)
+    def test_other_branches_and_a_custom_default_branch(self, git_http_backend: GitServer) -> None:
+        repo = git_http_backend.create_repository("app", branch="trunk")
+        feature = repo.commit("on a feature branch", branch="feature/x")
+        p = provider(repo.url)
 
         assert p.default_branch() == "trunk"
         assert p.head("feature/x") == feature
 
+    def test_a_branch_name_matches_exactly(self, git_http_backend: GitServer) -> None:
+        repo = git_http_backend.create_repository("app", branch="trunk")
+        repo.commit("only main2", branch="main2")
+        p = provider(repo.url)
+
+        with pytest.raises(NotFound, match="'main': the repository has no such branch"):
+            p.head("main")
+        main = repo.commit("now main too", branch="main")
+        assert p.head("main") == main != repo.head("main2")
+
     def test_missing_branch_and_missing_repository_are_not_found(
-            self, git_http_backend: GitHttpBackend) -> None:
-        work = git_http_backend.create_repository("app")
+            self, git_http_backend: GitServer) -> None:
+        repo = git_http_backend.create_repository("app")
 
         with pytest.raises(NotFound, match="'nope': the repository has no such branch"):
-            provider(work.url).head("nope")
+            provider(repo.url).head("nope")
         with pytest.raises(NotFound, match="HTTP 404"):
             provider(f"{git_http_backend.url}/absent.git").head("main")
 
-    def test_token_goes_as_basic_password_and_none_without_token(
-            self, git_http_backend: GitHttpBackend) -> None:
-        work = git_http_backend.create_repository("app")
+    def test_an_empty_repository_has_no_default_branch(self, git_http_backend: GitServer) -> None:
+        repo = git_http_backend.create_repository("empty", empty=True)
 
-        provider(work.url, token=TOKEN).head("main")
-        provider(work.url).default_branch()
+        with pytest.raises(NotFound, match="no default branch"):
+            provider(repo.url).default_branch()
+
+    def test_token_goes_as_basic_password_and_none_without_token(
+            self, git_http_backend: GitServer) -> None:
+        repo = git_http_backend.create_repository("app")
+
+        provider(repo.url, token=TOKEN).head("main")
+        provider(repo.url).default_branch()
 
         expected = "Basic " + base64.b64encode(f"git:{TOKEN}".encode()).decode()
         by_token = {r.authorization for r in git_http_backend.requests}
         assert by_token == {expected, None}
 
-    def test_protocol_v2_asks_only_for_the_branch(self, git_http_backend: GitHttpBackend,
-                                                  request: pytest.FixtureRequest) -> None:
-        work = git_http_backend.create_repository("app")
-        git_http_backend.requests.clear()
+    def test_after_the_first_poll_each_poll_is_one_request(self, git_http_backend: GitServer,
+                                                          request: pytest.FixtureRequest) -> None:
+        repo = git_http_backend.create_repository("app")
+        other = git_http_backend.create_repository("other")
+        p = provider(repo.url)
 
-        provider(work.url).head("main")
+        for _ in range(3):
+            assert p.head("main") == repo.head()
+        assert provider(other.url).head("main") == other.head()
 
-        methods = [r.method for r in git_http_backend.requests]
-        v2 = "protocol-v2" in request.node.callspec.id
-        assert methods == (["GET", "POST"] if v2 else ["GET"])
+        kinds = [(r.method, r.kind) for r in git_http_backend.requests]
+        if "protocol-v2" in request.node.callspec.id:
+            assert kinds == [("GET", CAPABILITIES)] + [("POST", LS_REFS)] * 4
+        else:
+            assert kinds == [("GET", ADVERTISEMENT)] * 4
+            assert smarthttp.SERVERS.get(f"http://127.0.0.1:{git_http_backend.port}") == \
+                smarthttp.Protocol(0)
+        assert git_http_backend.ls_remote_count("app") == 3
+        assert git_http_backend.ls_remote_count("other") == 1
+
+    def test_of_2000_refs_the_v2_answer_carries_only_the_branch(self, git_http_backend: GitServer,
+                                                               request: pytest.FixtureRequest) -> None:
+        repo = git_http_backend.create_repository("app")
+        with Repo(str(repo.path)) as bare:
+            bare.refs.add_packed_refs({
+                **{f"refs/heads/feature/{n:04}".encode(): repo.head().encode() for n in range(1000)},
+                **{f"refs/tags/v{n:04}".encode(): repo.head().encode() for n in range(1000)}})
+
+        assert provider(repo.url).head("main") == repo.head()
+
+        answer = git_http_backend.requests[-1].answer
+        if "protocol-v2" in request.node.callspec.id:
+            assert smarthttp.pkt_lines(answer) == [f"{repo.head()} refs/heads/main".encode(), None]
+            assert len(answer) < 100
+        else:
+            assert len(smarthttp.pkt_lines(answer)) > 2000
+
+    def test_a_hung_server_is_unavailable_after_the_timeout(self, git_http_backend: GitServer) -> None:
+        p = provider(git_http_backend.create_repository("app").url, timeout=0.5)
+        assert p.head("main")
+
+        with git_http_backend.hang():
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match="no answer within 0.5s"):
+                p.head("main")
+            elapsed = time.monotonic() - started
+
+        assert 0.4 < elapsed < 1.5
+        assert p.head("main")
+
+    def test_password_right_wrong_missing(self) -> None:
+        require_git()
+        with GitServer(backend="http-backend", password=TOKEN) as server:
+            repo = server.create_repository("private")
+
+            assert provider(repo.url, token=TOKEN).head("main") == repo.head()
+            with pytest.raises(Unauthorized, match="check that the token") as wrong:
+                provider(repo.url, token="not-" + TOKEN).head("main")
+            with pytest.raises(Unauthorized, match="needs a token in the credentials Secret"):
+                provider(repo.url).head("main")
+        assert_token_hidden(wrong.value)
+
+    def test_redirects_are_followed_then_polls_go_straight_to_the_repository(self) -> None:
+        require_git()
+        with GitServer(backend="http-backend") as server:
+            repo = server.create_repository("demo")
+            with answering_with(301, {"Location": repo.url + "/info/refs?service=git-upload-pack"}) as url:
+                p = provider(url)
+                assert p.head("main") == repo.head()
+                assert p.head("main") == repo.head()
+            assert [r.kind for r in server.requests] == [CAPABILITIES, LS_REFS, LS_REFS]
 
 
 class TestAgainstDulwichGitServer:
@@ -167,12 +261,21 @@ def test_http_statuses_from_other_servers(status: int, error: type[Exception], t
     assert_token_hidden(caught.value)
 
 
-def test_retry_after_is_not_slept_through() -> None:
-    with answering_with(503, {"Retry-After": "30"}) as url:
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_throttled_not_slept_through(status: int) -> None:
+    with answering_with(status, {"Retry-After": "30"}) as url:
         started = time.monotonic()
-        with pytest.raises(Unavailable, match="HTTP 503"):
-            provider(url).head("main")
+        with pytest.raises(Throttled, match=f"HTTP {status}") as caught:
+            provider(url, token=TOKEN).head("main")
     assert time.monotonic() - started < 2
+    assert caught.value.retry_after == 30
+    assert_token_hidden(caught.value)
+
+
+def test_a_web_page_is_not_a_git_repository() -> None:
+    with answering_with(200, {"Content-Type": "text/html"}) as url:
+        with pytest.raises(ProviderError, match="does not speak git's smart HTTP protocol"):
+            provider(url).head("main")
 
 
 def test_redirects_to_the_repository_are_followed(server: GitServer) -> None:

@@ -15,7 +15,8 @@ from dulwich.client import get_transport_and_path
 from dulwich.object_store import tree_lookup_path
 from dulwich.repo import Repo
 
-from revision_controller.testing.gitserver import GitServer, HostedRepository, ServedRequest
+from revision_controller.testing.gitserver import (ADVERTISEMENT, CAPABILITIES, FETCH, LS_REFS, GitServer,
+                                                   HostedRepository, ServedRequest)
 
 
 @pytest.fixture
@@ -93,7 +94,8 @@ def test_requests_are_recorded_and_ls_remotes_counted(server: GitServer) -> None
 
     method, path = server.requests[0]
     assert (method, path) == ("GET", "/demo.git/info/refs")
-    assert server.requests[0] == ServedRequest("GET", "/demo.git/info/refs")
+    assert server.requests[0].kind == ADVERTISEMENT
+    assert server.requests[0].answer.startswith(b"001e# service=git-upload-pack\n0000")
     assert server.ls_remote_count("demo") == 2
     assert server.ls_remote_count("other") == 1
     assert server.ls_remote_count() == 3
@@ -175,3 +177,86 @@ def test_git_cli_can_clone_what_the_server_serves(server: GitServer, tmp_path: P
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path / "clone", env=env,
                           capture_output=True, text=True, check=True, timeout=30).stdout.strip()
     assert head == sha
+
+
+def test_served_requests_unpack_as_method_and_path_and_count_only_ref_listings() -> None:
+    advertisement = ServedRequest("GET", "/demo.git/info/refs", kind=ADVERTISEMENT)
+    method, path = advertisement
+
+    assert (method, path) == ("GET", "/demo.git/info/refs")
+    assert advertisement.lists_refs_of("demo") and not advertisement.lists_refs_of("dem")
+    assert ServedRequest("POST", "/a/b.git/git-upload-pack", kind=LS_REFS).lists_refs_of("a/b")
+    assert not ServedRequest("GET", "/demo.git/info/refs", kind=CAPABILITIES).lists_refs_of()
+    assert not ServedRequest("POST", "/demo.git/git-upload-pack", kind=FETCH).lists_refs_of()
+    assert "Basic" not in repr(ServedRequest("GET", "/", authorization="Basic eDp5"))
+
+
+def git_cli(*args: str, home: Path) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", *args], check=True, env=env, timeout=30, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="the git CLI is not installed")
+class TestGitHttpBackend:
+    def test_git_speaks_v2_to_git_and_each_ls_remote_counts_once(self, tmp_path: Path) -> None:
+        with GitServer(backend="http-backend") as srv:
+            repo = srv.create_repository("demo", branch="trunk")
+
+            listed = git_cli("-c", "protocol.version=2", "ls-remote", "--symref", repo.url, home=tmp_path)
+            git_cli("-c", "protocol.version=2", "ls-remote", repo.url, "refs/heads/trunk", home=tmp_path)
+
+            assert f"{repo.head()}\trefs/heads/trunk" in listed
+            assert "ref: refs/heads/trunk\tHEAD" in listed
+            assert [(r.method, r.kind, r.git_protocol) for r in srv.requests] == [
+                ("GET", CAPABILITIES, "version=2"), ("POST", LS_REFS, "version=2")] * 2
+            assert srv.ls_remote_count("demo") == 2
+
+    def test_without_protocol_v2_git_advertises_every_ref(self, tmp_path: Path) -> None:
+        with GitServer(backend="http-backend", protocol_v2=False) as srv:
+            repo = srv.create_repository("demo")
+
+            listed = git_cli("-c", "protocol.version=2", "ls-remote", repo.url, home=tmp_path)
+
+            assert f"{repo.head()}\trefs/heads/main" in listed
+            assert [r.kind for r in srv.requests] == [ADVERTISEMENT]
+            assert srv.ls_remote_count() == 1
+
+    def test_clone_is_one_ls_remote_and_a_fetch(self, tmp_path: Path) -> None:
+        with GitServer(backend="http-backend") as srv:
+            repo = srv.create_repository("demo")
+            sha = repo.commit("greet", files={"hello.txt": "hi"})
+
+            git_cli("-c", "protocol.version=2", "clone", "--quiet", repo.url, str(tmp_path / "clone"),
+                    home=tmp_path)
+
+            assert (tmp_path / "clone" / "hello.txt").read_text() == "hi"
+            assert git_cli("-C", str(tmp_path / "clone"), "rev-parse", "HEAD", home=tmp_path).strip() == sha
+            assert [r.kind for r in srv.requests] == [CAPABILITIES, LS_REFS, FETCH]
+            assert srv.ls_remote_count() == 1
+
+    def test_password_is_required_when_set(self) -> None:
+        with GitServer(backend="http-backend", password="pw") as srv:
+            refs_url = f"{srv.create_repository('demo').url}/info/refs?service=git-upload-pack"
+
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(refs_url, timeout=5)
+            credentials = base64.b64encode(b"anyone:pw").decode()
+            answered = urllib.request.urlopen(urllib.request.Request(
+                refs_url, headers={"Authorization": f"Basic {credentials}"}), timeout=5)
+
+            assert refused.value.code == 401
+            assert answered.status == 200
+            assert answered.headers["Content-Type"] == "application/x-git-upload-pack-advertisement"
+
+    def test_a_missing_repository_is_404(self) -> None:
+        with GitServer(backend="http-backend") as srv:
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.urlopen(f"{srv.url}/absent.git/info/refs?service=git-upload-pack",
+                                       timeout=5)
+        assert missing.value.code == 404
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown backend"):
+        GitServer(backend="gitea")  # type: ignore[arg-type]
