@@ -81,6 +81,15 @@ class NotFound(ProviderError):
     permanent = True
 
 
+class MissingBranch(NotFound):
+    """The repository exists but the branch does not, or has no commits yet.
+
+    Not permanent: the branch may be pushed any moment, so it is asked for
+    again as after a transient error, backing off, rather than ten minutes later."""
+
+    permanent = False
+
+
 class Unavailable(ProviderError):
     """The server did not answer usefully: timeout, connection error, 5xx, rate limit."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from providers.base import (GitSource, NotFound, ProviderError, Throttled, Unauthorized, Unavailable,
+from providers.base import (GitSource, MissingBranch, NotFound, ProviderError, Throttled, Unauthorized, Unavailable,
                             redact)
 
 _TOKEN_HINT = "needs a token in the credentials Secret"
@@ -92,11 +92,11 @@ def bad_answer(subject: Asked) -> Unavailable:
 
 
 def no_commits(subject: Subject) -> NotFound:
-    return NotFound(f"{subject}: no commits: the branch does not exist or is empty")
+    return MissingBranch(f"{subject}: no commits: the branch does not exist or is empty")
 
 
 def no_default_branch(subject: Subject) -> NotFound:
-    return NotFound(f"{subject}: the repository has no default branch; is it empty?")
+    return MissingBranch(f"{subject}: the repository has no default branch; is it empty?")
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from providers import smarthttp
 from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource,
-                            NotFound, redact)
+                            MissingBranch, NotFound, redact)
 from providers.failures import Subject, no_default_branch
 
 _BRANCHES = "refs/heads/"
@@ -50,7 +50,7 @@ class Provider(GitProvider):
         subject = Subject(self.source, branch)
         ref = self._remote.ref(_BRANCHES + branch, subject)
         if ref is None:
-            raise NotFound(f"{subject}: the repository has no such branch")
+            raise MissingBranch(f"{subject}: the repository has no such branch")
         return ref.oid
 
     def default_branch(self) -> str:

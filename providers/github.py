@@ -24,8 +24,8 @@ from github import Auth, Github
 
 from providers.answers import (GITHUB_PREFIX, ETags, Headers, commit_sha, default_branch_in,
                                for_answer, is_commit_sha, pause_seconds, rate_limit)
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, NotFound,
-                            ProviderError, RateLimit, Throttled, Unauthorized, Unavailable)
+from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, MissingBranch,
+                            NotFound, ProviderError, RateLimit, Throttled, Unauthorized, Unavailable)
 from providers.failures import (Batch, Subject, bad_answer, no_commits, no_default_branch, throttled,
                                 timed_out, unreachable)
 from providers.urls import (RepositoryURL, clone_url, is_repository_path, normalise_base_url,
@@ -124,7 +124,7 @@ class Provider(GitProvider):
         if status == 409:  # GitHub's answer for a repository without commits
             return no_commits(subject)
         if status == 422 and "no commit found" in body.lower():
-            return NotFound(f"{subject}: the repository has no such branch")
+            return MissingBranch(f"{subject}: the repository has no such branch")
         return for_answer(status, headers, body, subject, has_token=self._has_token,
                           prefix=GITHUB_PREFIX, now=now)
 
@@ -265,7 +265,7 @@ def _head_of(node: object, error_type: str | None, subject: Subject) -> str | Pr
     if ref is None:
         if subject.branch is None:
             return no_default_branch(subject)
-        return NotFound(f"{subject}: the repository has no such branch")
+        return MissingBranch(f"{subject}: the repository has no such branch")
     target = ref.get("target") if isinstance(ref, dict) else None
     oid = target.get("oid") if isinstance(target, dict) else None
     return oid if is_commit_sha(oid) else bad_answer(subject)

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from revision_controller.batching import DEFAULT_CEILING_PER_MINUTE
 from revision_controller.daemon import Daemon, DaemonConfig, StartupError
 from revision_controller.duration import parse_duration
 from revision_controller.logs import setup_logging
@@ -31,6 +32,16 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
     return int(text)
+
+
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of requests a minute, 0 or more")
+    return rate
 
 
 def _address(text: str) -> str:
@@ -75,6 +86,11 @@ def parser() -> argparse.ArgumentParser:
                      help="serve /healthz and /readyz here; 0 disables (default: :8081)")
     run.add_argument("--metrics-bind-address", type=_address, default=":8080", metavar="ADDR",
                      help="serve Prometheus /metrics here; 0 disables (default: :8080)")
+    run.add_argument("--graphql-batch-above", type=_rate, default=DEFAULT_CEILING_PER_MINUTE,
+                     metavar="REQUESTS_PER_MINUTE",
+                     help="read the heads of a GitHub token's targets in GraphQL batches (100 a request) "
+                          "once they would make more REST requests a minute than this; 0 batches always "
+                          f"(default: {DEFAULT_CEILING_PER_MINUTE:g}, under GitHub's 900 a minute)")
     _add_logging(run)
     demo = commands.add_parser("demo", help="run the whole loop on this machine, then exit")
     _add_logging(demo)
@@ -104,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           renew_deadline=args.leader_election_renew_deadline,
                           retry_period=args.leader_election_retry_period,
                           health_probe_address=args.health_probe_bind_address,
-                          metrics_address=args.metrics_bind_address)
+                          metrics_address=args.metrics_bind_address,
+                          graphql_batch_above=args.graphql_batch_above)
     try:
         daemon = Daemon(config)
     except StartupError as error:

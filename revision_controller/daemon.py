@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from kubernetes.client import ApiClient
 from kubernetes.config import ConfigException
 
+from revision_controller.batching import DEFAULT_CEILING_PER_MINUTE
 from revision_controller.credentials import CredentialStore
 from revision_controller.events import EventRecorder
 from revision_controller.function import FunctionRef, FunctionView
@@ -65,6 +66,7 @@ class DaemonConfig:
     retry_period: float = 2.0
     health_probe_address: str = ":8081"
     metrics_address: str = ":8080"
+    graphql_batch_above: float = DEFAULT_CEILING_PER_MINUTE
 
 
 class Controller:
@@ -83,8 +85,10 @@ class Controller:
     def changed(self, view: FunctionView) -> None:
         plan = plan_function(view, self._config.default_polling_interval)
         if plan.subscription:
-            self._replan(self._book.subscribe(plan.subscription, view))
-            self._scheduler.wake(plan.subscription.target)  # a failing target may be mended now
+            changed = self._book.subscribe(plan.subscription, view)
+            self._replan(changed)
+            if changed:  # what the Function asks for changed: a failing target may be mended now
+                self._scheduler.wake(plan.subscription.target)
         else:
             self._drop(view.ref, "it is no longer watched")
         self._tell(view, plan.notice)
@@ -168,7 +172,8 @@ class Daemon:
         self.elector = self._elector(api) if config.leader_elect else None
         patcher = StatusPatcher(self.functions, self.events, self.metrics, self.book.refresh, self.may_act)
         self.poller = TargetPoller(self.book, CredentialStore(api), patcher, self.events, self.metrics,
-                                   self.functions.api_version, self.may_act)
+                                   self.functions.api_version, self.may_act,
+                                   batch_above=config.graphql_batch_above)
         self.scheduler = TargetScheduler(self.poller.poll, self.poller.forget, config.workers,
                                          stretch=self.poller.stretch, on_late=self._late,
                                          on_overlap=self._overlapped)
@@ -225,6 +230,7 @@ class Daemon:
         for watcher in self.watchers:
             self._spawn(watcher.run, f"watch {watcher.scope}")
         self._spawn(self._mend, "credential recheck")
+        self._spawn(lambda: self.poller.batcher.run(self.stopping), "graphql batches")
         elector, elector_stop = self.elector, threading.Event()
         election = self._spawn(lambda: elector.run(elector_stop), "leader election") if elector else None
         self.stopping.wait()

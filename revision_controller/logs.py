@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-QUIET_LOGGERS = ("apscheduler", "urllib3", "kubernetes", "github", "gitlab", "httpx", "httpcore", "dulwich")
+QUIET_LOGGERS = ("urllib3", "kubernetes", "github", "gitlab", "httpx", "httpcore", "dulwich")
 
 
 class JsonFormatter(logging.Formatter):

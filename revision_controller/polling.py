@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from providers import (GitProvider, GitSource, ImageProvider, NotFound, ProviderError, RateLimit,
-                       RegistryAuth, Throttled, endpoint, open_provider, open_registry)
+                       RegistryAuth, Throttled, endpoint, open_provider, open_registry, reads_over_git)
+from revision_controller.batching import DEFAULT_CEILING_PER_MINUTE, HeadBatcher, rest_pace
 from revision_controller.budgets import BudgetKey, Budgets
 from revision_controller.cadence import PollOutcome
 from revision_controller.credentials import CredentialsError, CredentialStore
@@ -39,6 +40,8 @@ RegistryFactory = Callable[[str, RegistryAuth | None, bool], ImageProvider]
 
 P = TypeVar("P", GitProvider, ImageProvider)
 
+# How often the planned REST pace of each token is summed anew.
+PACE_REFRESH_SECONDS = 5.0
 # A target refused for its credentials has its Secret read again at least this often.
 RECHECK_SECONDS = 30.0
 
@@ -68,6 +71,10 @@ class _Refusal:
     next_check: float
 
 
+class _Batched(Exception):
+    """The target's head will be read in the next GraphQL batch."""
+
+
 class _Paused(Exception):
     """The target's host asked for no request yet: `seconds` more to wait."""
 
@@ -79,7 +86,8 @@ class TargetPoller:
     def __init__(self, book: SubscriptionBook, credentials: CredentialStore, patcher: StatusPatcher,
                  events: EventRecorder, metrics: Metrics, api_version: str,
                  may_act: Callable[[], bool] = lambda: True, git_factory: GitFactory = open_provider,
-                 registry_factory: RegistryFactory = open_registry, budgets: Budgets | None = None) -> None:
+                 registry_factory: RegistryFactory = open_registry, budgets: Budgets | None = None,
+                 batch_above: float = DEFAULT_CEILING_PER_MINUTE) -> None:
         self._book = book
         self._metrics = metrics
         self._may_act = may_act
@@ -96,6 +104,10 @@ class TargetPoller:
         self._budget_keys: dict[Target, BudgetKey] = {}
         self._stretch_told: dict[FunctionRef, float] = {}
         self._refused: dict[Target, _Refusal] = {}
+        self._batch_above = batch_above
+        self._paces: dict[tuple[str, str], float] = {}
+        self._pace_at = -PACE_REFRESH_SECONDS
+        self.batcher = HeadBatcher(self._delivered)
 
     def poll(self, target: Target) -> PollOutcome:
         if not self._may_act():
@@ -106,10 +118,29 @@ class TargetPoller:
             observed = self._head(target) if isinstance(target, GitTarget) else self._digest(target)
         except _Paused as paused:
             return PollOutcome("deferred", paused.seconds)
+        except _Batched:
+            return PollOutcome("ok")  # the batch delivers the head, or the error, in a moment
         except Exception as error:  # any error is this target's, never the scheduler's
             self._metrics.polled(provider, target.describe(), False, time.monotonic() - started)
             return self._poll_failed(target, provider, error)
-        self._metrics.polled(provider, target.describe(), True, time.monotonic() - started)
+        self._observed(target, provider, observed, time.monotonic() - started)
+        return PollOutcome("ok")
+
+    def _delivered(self, target: GitTarget, answer: str | ProviderError, rate_limit: RateLimit | None,
+                   seconds: float) -> None:
+        """A head, or an error, read for `target` in a GraphQL batch."""
+        with self._lock:
+            key = self._budget_keys.get(target)
+        if rate_limit is not None and key is not None:
+            self._metered(BudgetKey(f"{key.host} graphql", key.credential), rate_limit)
+        if isinstance(answer, str):
+            self._observed(target, "github", answer, seconds)
+        else:
+            self._metrics.polled("github", target.describe(), False, seconds)
+            self._poll_failed(target, "github", answer)
+
+    def _observed(self, target: Target, provider: str, observed: str, seconds: float) -> None:
+        self._metrics.polled(provider, target.describe(), True, seconds)
         self._recovered(target)
         for subscription, view in self._book.subscribers(target):
             try:
@@ -118,7 +149,6 @@ class TargetPoller:
                 log.error("could not update Function %s after polling %s: %s", view.ref,
                           target.describe(), error)
         self._tell_stretch(target)
-        return PollOutcome("ok")
 
     def mended(self, now: float) -> list[Target]:
         """Targets that failed for good with credentials from a Secret which has changed since:
@@ -156,6 +186,9 @@ class TargetPoller:
     def _head(self, target: GitTarget) -> str:
         token = self._credentials.token(target.credentials)
         key = self._budget_key(target, BudgetKey.of(endpoint(target.source, token), token))
+        if token and self._batched(target, token):
+            self.batcher.submit(target, token, target.branch)
+            raise _Batched
         connection = self._connect(target, token, lambda: self._git_factory(target.source, token))
         try:
             branch = target.branch or connection.default_branch
@@ -189,6 +222,27 @@ class TargetPoller:
         if stale:
             stale.provider.close()
         return connection
+
+    def _batched(self, target: GitTarget, token: str) -> bool:
+        """Whether the target's token plans more REST requests a minute than the ceiling."""
+        if target.source.repo_type != "github" or reads_over_git(target.source, token):
+            return False
+        now = time.monotonic()
+        with self._lock:
+            stale = now - self._pace_at > PACE_REFRESH_SECONDS
+            if stale:
+                self._pace_at = now
+        if stale:
+            self._paces = rest_pace([(planned, self._token_or_none(planned), self._book.interval(planned) or 0.0)
+                                     for planned in self._book.targets() if isinstance(planned, GitTarget)
+                                     and planned.source.repo_type == "github"])
+        return self._paces.get((target.source.server, token), 0.0) > self._batch_above
+
+    def _token_or_none(self, target: GitTarget) -> str | None:
+        try:
+            return self._credentials.token(target.credentials)
+        except Exception:  # that target's own poll reports it
+            return None
 
     def _budget_key(self, target: Target, key: BudgetKey) -> BudgetKey:
         """Remember whose budget the target spends; refuse to poll while its host asked for a pause."""

@@ -21,9 +21,13 @@ class RecordedEvents:
 @dataclass
 class RecordedPlans:
     plans: list[tuple[str, float | None]] = field(default_factory=list)
+    woken: list[str] = field(default_factory=list)
 
     def replan(self, target: Target, interval: float | None) -> None:
         self.plans.append((target.source.repository, interval))
+
+    def wake(self, target: Target) -> None:
+        self.woken.append(target.source.repository)
 
 
 @dataclass
@@ -49,6 +53,15 @@ def test_functions_sharing_a_target_replan_it_at_the_shortest_interval() -> None
     control.changed(fn("b", "polling-interval: 10s"))
     control.changed(fn("b", "polling-interval: 10s", rv="2"))  # a status update: nothing to re-plan
     assert plans.plans == [("o/r", 60), ("o/r", 10)]
+
+
+def test_a_change_to_what_a_function_asks_wakes_its_target_and_a_status_update_does_not() -> None:
+    control, _, plans, _ = controller()
+    control.changed(fn("a", "polling-interval: 1m"))
+    control.changed(fn("a", "polling-interval: 1m", rv="2"))  # OpenFunction wrote its status
+    assert plans.woken == ["o/r"]
+    control.changed(fn("a", "polling-interval: 30s", rv="3"))
+    assert plans.woken == ["o/r", "o/r"]
 
 
 def test_disabling_or_deleting_replans_and_the_last_one_out_stops_the_target() -> None:

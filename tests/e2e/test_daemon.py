@@ -15,7 +15,7 @@ from revision_controller.function import GROUP, PLURAL
 from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
-from tests.e2e.conftest import (INTERVAL, NAMESPACE, VERSION, WITHIN, create, events, function_manifest,
+from tests.e2e.conftest import (FIRST_POLL, INTERVAL, NAMESPACE, VERSION, WITHIN, create, events, function_manifest,
                                 ls_remotes, recorded, status, status_patches, wait_for, wait_recorded)
 
 def test_a_push_is_patched_within_the_interval_plus_two_seconds(
@@ -207,7 +207,7 @@ def test_changing_the_interval_replans_the_target_without_a_restart(
     create(functions, function_manifest("retuned", repo.url, "repo-type: git\npolling-interval: 1h"),
            repo.head("main"))
     daemon = start_daemon()
-    wait_for(lambda: ls_remotes(gitserver, "retuned") == 1, 10, "the first poll")
+    wait_for(lambda: ls_remotes(gitserver, "retuned") == 1, FIRST_POLL, "the first poll")
     second = repo.commit("change", files={"a": "1"})
     functions.patch_namespaced_custom_object(
         GROUP, VERSION, NAMESPACE, PLURAL, "retuned",

@@ -16,7 +16,7 @@ import respx
 
 import providers
 from providers import github
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitSource, InvalidSource, NotFound, ProviderError,
+from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitSource, InvalidSource, MissingBranch, NotFound, ProviderError,
                             RateLimit, Throttled, Unauthorized, Unavailable)
 from providers.github import HeadQuery, read_heads
 from tests.providers.conftest import TOKEN, assert_token_hidden
@@ -366,8 +366,8 @@ def test_anonymous_rate_limit_message_says_to_add_a_token(mock: responses.Reques
 
 
 @pytest.mark.parametrize("status, body, error, match", [
-    (409, {"message": "Git Repository is empty."}, NotFound, "no commits"),
-    (422, {"message": "No commit found for SHA: main"}, NotFound, "no such branch"),
+    (409, {"message": "Git Repository is empty."}, MissingBranch, "no commits"),
+    (422, {"message": "No commit found for SHA: main"}, MissingBranch, "no such branch"),
     (422, {"message": "Validation Failed"}, ProviderError, "HTTP 422"),
     (404, {"message": "Not Found"}, NotFound, "HTTP 404"),
 ])
@@ -380,6 +380,7 @@ def test_empty_repository_missing_branch_and_missing_repository(
         provider().head("main")
 
     assert type(caught.value) is error
+    assert caught.value.permanent == (error is NotFound)  # a branch may yet be pushed
 
 
 @pytest.mark.parametrize("status, headers, error", [
