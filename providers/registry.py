@@ -208,6 +208,10 @@ class _Token:
     refresh_at: float
 
 
+# Registries that do not answer HEAD say so with these; only then is the manifest fetched.
+_HEAD_NOT_ANSWERED = (405, 501)
+
+
 class Provider(ImageProvider):
     """One httpx client per registry, with the challenge and pull tokens kept across polls."""
 
@@ -228,9 +232,13 @@ class Provider(ImageProvider):
             return reference.digest
         path = f"/v2/{reference.repository}/manifests/{reference.tag}"
         with self._answering(reference):
-            reported: str = self._manifest("HEAD", path, reference).headers.get("docker-content-digest", "")
-            if _DIGEST.fullmatch(reported):
-                return reported
+            head = self._authorised("HEAD", path, reference)
+            if head.status not in _HEAD_NOT_ANSWERED:
+                if head.status != 200:
+                    raise self._refusal(head, reference)
+                reported: str = head.headers.get("docker-content-digest", "")
+                if _DIGEST.fullmatch(reported):
+                    return reported
             body = self._manifest("GET", path, reference).body
         return "sha256:" + hashlib.sha256(body).hexdigest()
 

@@ -276,6 +276,27 @@ def test_without_a_usable_digest_header_the_manifest_bytes_are_hashed_exactly(
     assert "index.v1+json" in get.calls.last.request.headers["Accept"]
 
 
+@pytest.mark.parametrize("status", [405, 501])
+def test_a_registry_that_does_not_answer_head_is_asked_with_get(
+        mock: respx.MockRouter, open_provider: Callable[..., registry.Provider], status: int) -> None:
+    body = b'{"schemaVersion": 2}'
+    mock.head(MANIFEST).respond(status)
+    get = mock.get(MANIFEST).respond(200, content=body, headers={"Docker-Content-Digest": DIGEST})
+
+    assert open_provider(auth=None).digest(REFERENCE) == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert get.called
+
+
+def test_a_refused_head_is_not_asked_again_with_get(
+        mock: respx.MockRouter, open_provider: Callable[..., registry.Provider]) -> None:
+    mock.head(MANIFEST).respond(404)
+    get = mock.get(MANIFEST).respond(200, content=b"{}")
+
+    with pytest.raises(NotFound):
+        open_provider(auth=None).digest(REFERENCE)
+    assert not get.called
+
+
 def test_docker_hub_references_go_to_registry_1(mock: respx.MockRouter,
                                                 open_provider: Callable[..., registry.Provider]) -> None:
     route = mock.head(f"https://{HUB}/v2/library/nginx/manifests/latest").respond(
