@@ -389,6 +389,7 @@ class ForgeRequest:
     status: int
     token: str | None = field(repr=False)
     units: int
+    at: float = 0.0  # time.monotonic() when it was answered
 
 
 def conditional(request: Request, reply: Reply, *, weak: bool) -> Reply:
@@ -541,7 +542,7 @@ class ForgeServer(Service, abc.ABC):
         query = {k: v for k, v in request.query.items() if k not in _SECRET_PARAMETERS}
         with self._log_lock:
             self._log.append(ForgeRequest(request.method, request.path, query, reply.status, token,
-                                          reply.units))
+                                          reply.units, time.monotonic()))
         return reply
 
     def _faulted(self, request: Request, token: str | None) -> Reply | None:

@@ -23,6 +23,7 @@ from revision_controller.testing.gitserver import CAPABILITIES, LS_REFS, GitServ
 from revision_controller.testing.gitlab import GitLabServer
 from tests.e2e.conftest import FIRST_POLL, WITHIN, create, events, function_manifest, wait_for, wait_recorded
 from tests.e2e.test_failures import put_secret
+from tests.e2e.test_production import metric
 from tests.providers.conftest import require_git
 
 TOKEN = "forge-token-do-not-leak"
@@ -158,3 +159,44 @@ def test_a_repository_on_the_real_git_http_backend_costs_one_ls_refs_a_poll(
         kinds = [request.kind for request in server.requests]
         # The server's capabilities are asked once; after that a poll is one POST ls-refs.
         assert kinds.count(CAPABILITIES) == 1 and set(kinds) == {CAPABILITIES, LS_REFS}, kinds
+
+
+def test_retry_after_holds_every_request_to_the_host_until_the_time_it_names(
+        apiserver: ApiServer, functions, start_daemon) -> None:
+    forge = Forge()
+    forge.grant(TOKEN)
+    with GitHubServer(forge) as github:
+        host = Host("github", forge, github)
+        put_secret(apiserver, "forge-token", TOKEN)
+        repo = forge.create_repository("team/paced", private=True)
+        create(functions, function_manifest("paced", host.url("team/paced"), host.params(),
+                                            credentials="forge-token"), repo.head())
+        start_daemon()
+        wait_for(lambda: host.api_requests(), FIRST_POLL, "a first poll")
+        github.fault(403, secondary=True, retry_after=4)
+        (limited,) = wait_for(lambda: [r for r in host.api_requests() if r.status == 403], 5, "the limit")
+        later = wait_for(lambda: [r for r in host.api_requests() if r.at > limited.at], 12, "a request after")
+        assert later[0].at - limited.at >= 4 - 0.2, later[0].at - limited.at
+    forge.close()
+
+
+def test_a_budget_that_would_run_out_stretches_the_interval_and_says_so(
+        apiserver: ApiServer, functions, start_daemon) -> None:
+    forge = Forge()
+    forge.grant(TOKEN)
+    with GitLabServer(forge, limit=40, window_seconds=60) as gitlab:
+        host = Host("gitlab", forge, gitlab)
+        put_secret(apiserver, "forge-token", TOKEN)
+        repo = forge.create_repository("team/thrifty", private=True)
+        create(functions, function_manifest("thrifty", host.url("team/thrifty"), host.params(),
+                                            credentials="forge-token"), repo.head())
+        daemon = start_daemon()
+        # One request a second against 40 a minute: the budget lasts only if polls are stretched.
+        (told,) = wait_for(lambda: events(apiserver, "RateLimited", "thrifty"), FIRST_POLL + 10, "RateLimited")
+        assert "instead of 1s" in told["message"]
+        stretch = metric(daemon, "revision_controller_interval_stretch_ratio", host=f"127.0.0.1:{gitlab.port}")
+        assert stretch is not None and stretch > 1.0
+        spent = len(host.api_requests())
+        wait_for(lambda: len(host.api_requests()) > spent, 10, "a stretched poll")
+        assert not [r for r in host.api_requests() if r.status == 429]  # the budget never ran out
+    forge.close()
