@@ -9,11 +9,12 @@ Pure: no I/O; `now` is passed in.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from providers.base import ProviderError, RateLimit
 from providers.failures import (DEFAULT_PAUSE_SECONDS, Asked, Subject, bad_answer, for_status,
@@ -30,6 +31,8 @@ _EARLIEST_UNIX_RESET = 1e9
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 Headers = Mapping[str, str]
+# The error a status other than 200 or 304 means, given the answer's headers and body.
+Failure = Callable[[int, Headers, str, Subject], ProviderError]
 
 
 def is_commit_sha(value: object) -> TypeGuard[str]:
@@ -143,6 +146,31 @@ class ETags:
             self.answers[question] = Remembered(etag, value)
         else:
             self.answers.pop(question, None)
+
+    def answer(self, question: str, status: int, headers: Headers, body: str, subject: Subject,
+               read: Callable[[str, Subject], str], failure: Failure) -> str:
+        """The value an answer to a conditional request gives: the remembered one on a 304,
+        else what `read` finds in a 200's body (remembered with its ETag); any other status
+        raises what `failure` makes of it."""
+        unchanged = self.unchanged(question)
+        if status == 304 and unchanged is not None:
+            return unchanged
+        if status != 200:
+            raise failure(status, headers, body, subject)
+        value = read(body, subject)
+        self.remember(question, headers.get("etag"), value)
+        return value
+
+
+def from_json(read: Callable[[Any, Subject], str]) -> Callable[[str, Subject], str]:
+    """`read` of a JSON document, given the body."""
+    def parse(body: str, subject: Subject) -> str:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise bad_answer(subject) from None
+        return read(document, subject)
+    return parse
 
 
 def for_answer(status: int, headers: Headers, body: str, subject: Asked, *, has_token: bool,

@@ -10,7 +10,6 @@ is free.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ import requests
 from github import Auth, Github
 
 from providers.answers import (GITHUB_PREFIX, ETags, Headers, commit_sha, default_branch_in,
-                               for_answer, is_commit_sha, pause_seconds, rate_limit)
+                               for_answer, from_json, is_commit_sha, pause_seconds, rate_limit)
 from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, MissingBranch,
                             NotFound, ProviderError, RateLimit, Throttled, Unauthorized, Unavailable)
 from providers.failures import (Batch, Subject, bad_answer, no_commits, no_default_branch, throttled,
@@ -90,7 +89,7 @@ class Provider(GitProvider):
 
     def default_branch(self) -> str:
         return self._conditional_get(self._path, _JSON_MEDIA_TYPE, _DEFAULT_BRANCH,
-                                     Subject(self.source), _default_branch_of)
+                                     Subject(self.source), from_json(default_branch_in))
 
     def close(self) -> None:
         self._github.close()
@@ -99,16 +98,8 @@ class Provider(GitProvider):
                          read: Callable[[str, Subject], str]) -> str:
         headers = {"Accept": accept, **self._etags.request_headers(question)}
         status, answer_headers, body = self._request(path, headers, subject)
-        now = time.time()
-        self.rate_limit = rate_limit(answer_headers, GITHUB_PREFIX, now) or self.rate_limit
-        unchanged = self._etags.unchanged(question)
-        if status == 304 and unchanged is not None:
-            return unchanged
-        if status != 200:
-            raise self._failure(status, answer_headers, body, subject, now)
-        value = read(body, subject)
-        self._etags.remember(question, answer_headers.get("etag"), value)
-        return value
+        self.rate_limit = rate_limit(answer_headers, GITHUB_PREFIX, time.time()) or self.rate_limit
+        return self._etags.answer(question, status, answer_headers, body, subject, read, self._failure)
 
     def _request(self, path: str, headers: dict[str, str],
                  subject: Subject) -> tuple[int, Headers, str]:
@@ -119,26 +110,17 @@ class Provider(GitProvider):
         except requests.RequestException as error:
             raise unreachable(subject, error) from None
 
-    def _failure(self, status: int, headers: Headers, body: str, subject: Subject,
-                 now: float) -> ProviderError:
+    def _failure(self, status: int, headers: Headers, body: str, subject: Subject) -> ProviderError:
         if status == 409:  # GitHub's answer for a repository without commits
             return no_commits(subject)
         if status == 422 and "no commit found" in body.lower():
             return MissingBranch(f"{subject}: the repository has no such branch")
         return for_answer(status, headers, body, subject, has_token=self._has_token,
-                          prefix=GITHUB_PREFIX, now=now)
+                          prefix=GITHUB_PREFIX, now=time.time())
 
 
 def _sha_of(body: str, subject: Subject) -> str:
     return commit_sha(body.strip(), subject)
-
-
-def _default_branch_of(body: str, subject: Subject) -> str:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise bad_answer(subject) from None
-    return default_branch_in(document, subject)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from urllib.parse import quote
 import gitlab
 import requests
 
-from providers.answers import (GITLAB_PREFIX, ETags, commit_sha, default_branch_in, for_answer,
-                               rate_limit)
-from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource
-from providers.failures import Subject, bad_answer, timed_out, unreachable
+from providers.answers import (GITLAB_PREFIX, ETags, Headers, commit_sha, default_branch_in, for_answer,
+                               from_json, rate_limit)
+from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError
+from providers.failures import Subject, timed_out, unreachable
 from providers.urls import (RepositoryURL, clone_url, is_repository_path, normalise_base_url,
                             parse_repository_url)
 
@@ -121,21 +121,13 @@ class Provider(GitProvider):
             raise timed_out(subject, self.timeout) from None
         except requests.RequestException as error:
             raise unreachable(subject, error) from None
-        now = time.time()
-        self.rate_limit = rate_limit(response.headers, GITLAB_PREFIX, now) or self.rate_limit
-        unchanged = self._etags.unchanged(question)
-        if response.status_code == 304 and unchanged is not None:
-            return unchanged
-        if response.status_code != 200:
-            raise for_answer(response.status_code, response.headers, response.text, subject,
-                             has_token=self._has_token, prefix=GITLAB_PREFIX, now=now)
-        try:
-            document = response.json()
-        except ValueError:
-            raise bad_answer(subject) from None
-        value = read(document, subject)
-        self._etags.remember(question, response.headers.get("etag"), value)
-        return value
+        self.rate_limit = rate_limit(response.headers, GITLAB_PREFIX, time.time()) or self.rate_limit
+        return self._etags.answer(question, response.status_code, response.headers, response.text,
+                                  subject, from_json(read), self._failure)
+
+    def _failure(self, status: int, headers: Headers, body: str, subject: Subject) -> ProviderError:
+        return for_answer(status, headers, body, subject, has_token=self._has_token, prefix=GITLAB_PREFIX,
+                          now=time.time())
 
 
 def _token_headers(kind: str, token: str | None) -> dict[str, str]:

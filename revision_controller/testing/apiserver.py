@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import yaml
 
 from revision_controller.testing.patches import PatchError, json_patch, merge_patch
-from revision_controller.testing.service import Service
+from revision_controller.testing.service import ClosingHTTPServer, Service
 from revision_controller.testing.store import (JSON, RESOURCES, ApiError, EndReason, ResourceType,
                                                Selector, Store, Subscription, Target, bad_request)
 
@@ -477,38 +477,10 @@ class _Handler(BaseHTTPRequestHandler):
             return True
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() closes connections itself instead of joining their threads
-
+class _HTTPServer(ClosingHTTPServer):
     def __init__(self, address: tuple[str, int], api: Api) -> None:
         self.api = api
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
 
 
 class ApiServer(Service):

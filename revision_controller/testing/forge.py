@@ -25,7 +25,6 @@ import itertools
 import json
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from email.message import Message
 from functools import cached_property
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -46,8 +45,9 @@ from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from revision_controller.testing.gitserver import HostedRepository, WSGIApp, git_app, init_repository
-from revision_controller.testing.service import Service
+from revision_controller.testing.gitserver import (HostedRepository, WSGIApp, buffered, git_app,
+                                                  init_repository)
+from revision_controller.testing.service import ClosingHTTPServer, Service
 
 JSON_TYPE = "application/json; charset=utf-8"
 FIRST_REPOSITORY_ID = 1001
@@ -620,23 +620,9 @@ def _call_wsgi(app: WSGIApp, request: Request, path: str, port: int) -> Reply:
         key = name.upper().replace("-", "_")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH", "TRANSFER_ENCODING"):
             environ[f"HTTP_{key}"] = value
-    started: list[tuple[str, list[tuple[str, str]]]] = []
-    chunks: list[bytes] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        started.append((status, headers))
-        return chunks.append
-
-    result = app(environ, start_response)
-    try:
-        chunks.extend(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    status, headers = started[-1]
+    status, headers, body = buffered(app, environ)
     kept = tuple((n, v) for n, v in headers if n.lower() not in ("content-length", "transfer-encoding"))
-    return Reply(int(status.split()[0]), b"".join(chunks), kept)
+    return Reply(int(status.split()[0]), body, kept)
 
 
 def _read_chunked(stream: io.BufferedIOBase) -> bytes:
@@ -681,40 +667,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
 
-class _ForgeHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True  # a slow request must not hold up stop()
+class _ForgeHTTPServer(ClosingHTTPServer):
     request_queue_size = 256  # the default 5 drops connections when many pollers start at once
     forge_server: ForgeServer
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._connections_lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Cut kept-alive connections, so a stopped server answers nothing more."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that time out and hang up are expected here, not news.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
 
 
 def _int(value: str | None, default: int) -> int:

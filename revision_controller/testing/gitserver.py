@@ -209,7 +209,7 @@ class GitServer(Service):
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = io.BytesIO(body)
             try:
-                status, headers, answer = _buffered(app, environ)
+                status, headers, answer = buffered(app, environ)
             except Exception:
                 self._record(environ, body, b"")  # the server answers 500
                 raise
@@ -227,7 +227,7 @@ class GitServer(Service):
             self._requests.append(request)
 
 
-def _buffered(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+def buffered(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
     """The app's status, headers and whole body, whether it writes or yields it."""
     chunks: list[bytes] = []
     started: list[tuple[str, list[tuple[str, str]]]] = []
