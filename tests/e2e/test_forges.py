@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from revision_controller.testing import ApiServer
-from revision_controller.testing.forge import Forge
+from revision_controller.testing.forge import Forge, ForgeRepository
 from revision_controller.testing.gitee import GiteeServer
 from revision_controller.testing.github import GitHubServer
 from revision_controller.testing.gitserver import CAPABILITIES, LS_REFS, GitServer
@@ -49,15 +51,31 @@ class Host:
         return [request for request in self.server.requests if ".git/" in request.path]
 
 
-@pytest.fixture(params=sorted(SERVERS))
-def host(request: pytest.FixtureRequest) -> Iterator[Host]:
+@contextmanager
+def serving(kind: str, **options: Any) -> Iterator[Host]:
+    """A forge whose repositories `TOKEN` may read, served by the stand-in of `kind`."""
     forge = Forge()
     forge.grant(TOKEN)
     try:
-        with SERVERS[request.param](forge) as server:
-            yield Host(request.param, forge, server)
+        with SERVERS[kind](forge, **options) as server:
+            yield Host(kind, forge, server)
     finally:
         forge.close()
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def host(request: pytest.FixtureRequest) -> Iterator[Host]:
+    with serving(request.param) as opened:
+        yield opened
+
+
+def private_function(functions: Any, host: Host, name: str) -> ForgeRepository:
+    """A private repository `team/NAME`, and a Function NAME reading it with the Secret
+    `forge-token`, which the caller puts."""
+    repo = host.forge.create_repository(f"team/{name}", private=True)
+    create(functions, function_manifest(name, host.url(f"team/{name}"), host.params(),
+                                        credentials="forge-token"), repo.head())
+    return repo
 
 
 def test_a_public_repository_is_read_over_git_without_a_token_or_the_api(
@@ -73,10 +91,8 @@ def test_a_public_repository_is_read_over_git_without_a_token_or_the_api(
 
 def test_a_private_repository_is_read_through_the_api_for_free_while_nothing_changes(
         apiserver: ApiServer, host: Host, functions, start_daemon) -> None:
-    repo = host.forge.create_repository("team/private", private=True)
     put_secret(apiserver, "forge-token", TOKEN)
-    create(functions, function_manifest("private", host.url("team/private"), host.params(),
-                                        credentials="forge-token"), repo.head())
+    repo = private_function(functions, host, "private")
     daemon = start_daemon()
     wait_for(lambda: host.api_requests(), FIRST_POLL, "a first poll")
     moved = repo.commit("change", files={"a": "1"})
@@ -94,10 +110,8 @@ def test_a_private_repository_is_read_through_the_api_for_free_while_nothing_cha
 
 def test_a_wrong_token_is_told_on_the_function_with_the_fix_and_a_new_one_is_used_at_once(
         apiserver: ApiServer, host: Host, functions, start_daemon) -> None:
-    repo = host.forge.create_repository("team/locked", private=True)
     put_secret(apiserver, "forge-token", "wrong-token")
-    create(functions, function_manifest("locked", host.url("team/locked"), host.params(),
-                                        credentials="forge-token"), repo.head())
+    repo = private_function(functions, host, "locked")
     daemon = start_daemon()
     (failed,) = wait_for(lambda: events(apiserver, "PollFailed", "locked"), FIRST_POLL, "PollFailed")
     assert failed["involvedObject"]["name"] == "locked" and failed["type"] == "Warning"
@@ -120,15 +134,9 @@ def test_a_private_repository_without_a_secret_says_a_token_is_needed(
 
 def test_past_the_ceiling_github_heads_are_read_in_graphql_batches(
         apiserver: ApiServer, functions, start_daemon) -> None:
-    forge = Forge()
-    forge.grant(TOKEN)
-    with GitHubServer(forge) as github:
-        host = Host("github", forge, github)
+    with serving("github") as host:
         put_secret(apiserver, "forge-token", TOKEN)
-        repos = {name: forge.create_repository(f"team/{name}", private=True) for name in ("a", "b", "c")}
-        for name, repo in repos.items():
-            create(functions, function_manifest(name, host.url(f"team/{name}"), host.params(),
-                                                credentials="forge-token"), repo.head())
+        repos = {name: private_function(functions, host, name) for name in ("a", "b", "c")}
         started = time.monotonic()
         start_daemon("--graphql-batch-above", "0")
         wait_for(lambda: any(r.path == "/api/graphql" for r in host.api_requests()), FIRST_POLL, "a batch")
@@ -141,7 +149,6 @@ def test_past_the_ceiling_github_heads_are_read_in_graphql_batches(
         # Three targets a second, read together: at most one query a second, not three.
         seconds = time.monotonic() - started
         assert len(graphql) <= seconds + 1, (len(graphql), seconds)
-    forge.close()
 
 
 def test_a_repository_on_the_real_git_http_backend_costs_one_ls_refs_a_poll(
@@ -163,40 +170,29 @@ def test_a_repository_on_the_real_git_http_backend_costs_one_ls_refs_a_poll(
 
 def test_retry_after_holds_every_request_to_the_host_until_the_time_it_names(
         apiserver: ApiServer, functions, start_daemon) -> None:
-    forge = Forge()
-    forge.grant(TOKEN)
-    with GitHubServer(forge) as github:
-        host = Host("github", forge, github)
+    with serving("github") as host:
         put_secret(apiserver, "forge-token", TOKEN)
-        repo = forge.create_repository("team/paced", private=True)
-        create(functions, function_manifest("paced", host.url("team/paced"), host.params(),
-                                            credentials="forge-token"), repo.head())
+        private_function(functions, host, "paced")
         start_daemon()
         wait_for(lambda: host.api_requests(), FIRST_POLL, "a first poll")
-        github.fault(403, secondary=True, retry_after=4)
+        host.server.fault(403, secondary=True, retry_after=4)
         (limited,) = wait_for(lambda: [r for r in host.api_requests() if r.status == 403], 5, "the limit")
         later = wait_for(lambda: [r for r in host.api_requests() if r.at > limited.at], 12, "a request after")
         assert later[0].at - limited.at >= 4 - 0.2, later[0].at - limited.at
-    forge.close()
 
 
 def test_a_budget_that_would_run_out_stretches_the_interval_and_says_so(
         apiserver: ApiServer, functions, start_daemon) -> None:
-    forge = Forge()
-    forge.grant(TOKEN)
-    with GitLabServer(forge, limit=40, window_seconds=60) as gitlab:
-        host = Host("gitlab", forge, gitlab)
+    with serving("gitlab", limit=40, window_seconds=60) as host:
         put_secret(apiserver, "forge-token", TOKEN)
-        repo = forge.create_repository("team/thrifty", private=True)
-        create(functions, function_manifest("thrifty", host.url("team/thrifty"), host.params(),
-                                            credentials="forge-token"), repo.head())
+        private_function(functions, host, "thrifty")
         daemon = start_daemon()
         # One request a second against 40 a minute: the budget lasts only if polls are stretched.
         (told,) = wait_for(lambda: events(apiserver, "RateLimited", "thrifty"), FIRST_POLL + 10, "RateLimited")
         assert "instead of 1s" in told["message"]
-        stretch = metric(daemon, "revision_controller_interval_stretch_ratio", host=f"127.0.0.1:{gitlab.port}")
+        stretch = metric(daemon, "revision_controller_interval_stretch_ratio",
+                         host=f"127.0.0.1:{host.server.port}")
         assert stretch is not None and stretch > 1.0
         spent = len(host.api_requests())
         wait_for(lambda: len(host.api_requests()) > spent, 10, "a stretched poll")
         assert not [r for r in host.api_requests() if r.status == 429]  # the budget never ran out
-    forge.close()
