@@ -271,19 +271,25 @@ def test_waking_a_target_that_backs_off_polls_it_at_once() -> None:
         planned.shutdown()
 
 
-def test_waking_a_target_during_a_poll_that_then_fails_polls_it_again(recorder: Recorder) -> None:
-    recorder.outcome = lambda _: PollOutcome.PERMANENT
+def assert_asked_during_its_poll_is_polled_again_after_it(recorder: Recorder,
+                                                          ask: Callable[[TargetScheduler, Target], object]) -> None:
+    """`ask` for A while its first poll is held: A is polled once more, never twice at once."""
     planned = scheduler(recorder)
     try:
         recorder.released.clear()
         planned.replan(A, 3600)
         wait_for(lambda: recorder.running == 1)
-        planned.wake(A)
+        ask(planned, A)
         recorder.released.set()
         wait_for(lambda: recorder.count(A) == 2, seconds=2)
         assert recorder.most_at_once == 1
     finally:
         planned.shutdown()
+
+
+def test_waking_a_target_during_a_poll_that_then_fails_polls_it_again(recorder: Recorder) -> None:
+    recorder.outcome = lambda _: PollOutcome.PERMANENT
+    assert_asked_during_its_poll_is_polled_again_after_it(recorder, TargetScheduler.wake)
 
 
 def test_poll_now_polls_at_once_then_keeps_the_cadence(recorder: Recorder) -> None:
@@ -302,17 +308,7 @@ def test_poll_now_polls_at_once_then_keeps_the_cadence(recorder: Recorder) -> No
 
 
 def test_poll_now_during_a_poll_polls_again_right_after_it(recorder: Recorder) -> None:
-    planned = scheduler(recorder)
-    try:
-        recorder.released.clear()
-        planned.replan(A, 3600)
-        wait_for(lambda: recorder.running == 1)
-        planned.poll_now(A)
-        recorder.released.set()
-        wait_for(lambda: recorder.count(A) == 2, seconds=2)
-        assert recorder.most_at_once == 1
-    finally:
-        planned.shutdown()
+    assert_asked_during_its_poll_is_polled_again_after_it(recorder, TargetScheduler.poll_now)
 
 
 def test_a_poll_that_raises_is_logged_and_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:

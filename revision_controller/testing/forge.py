@@ -16,8 +16,6 @@ and injected faults:
 from __future__ import annotations
 
 import abc
-import base64
-import binascii
 import datetime
 import hashlib
 import io
@@ -38,15 +36,15 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl
 
 from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from revision_controller.testing.gitserver import (HostedRepository, WSGIApp, buffered, git_app,
-                                                  init_repository)
+from revision_controller.testing.gitserver import (HostedRepository, WSGIApp, basic_password, buffered,
+                                                  git_app, init_repository)
 from revision_controller.testing.service import ClosingHTTPServer, Service
 
 JSON_TYPE = "application/json; charset=utf-8"
@@ -430,15 +428,11 @@ def phrase(status: int) -> str:
         return "Error"
 
 
-def basic_password(authorization: str) -> str | None:
-    """The password of HTTP Basic credentials; None when there are none."""
-    scheme, _, encoded = authorization.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        return base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[2]
-    except (binascii.Error, UnicodeDecodeError):
-        return None
+def authorization_token(request: Request, *schemes: str) -> str | None:
+    """The credentials of the `Authorization` header when its scheme is one of `schemes` (lower
+    case) and they are not blank; None otherwise."""
+    scheme, _, value = request.header("Authorization").partition(" ")
+    return (value.strip() or None) if scheme.lower() in schemes else None
 
 
 def pages(request: Request, *, default_per_page: int = 30, max_per_page: int = 100) -> tuple[int, int]:
@@ -569,6 +563,29 @@ class ForgeServer(Service, abc.ABC):
                 return Reply.text(401, "Authentication required\n", challenge)
             return Reply.text(404, "Repository not found.\n")
         return _call_wsgi(self._git_app, request, f"/{repository.full_name}.git/{route['rest']}", self.port)
+
+
+class BudgetedForgeServer(ForgeServer):
+    """A forge API under `api_path` whose requests spend a budget per token or, for anonymous
+    requests, per client address: `limit` and `anonymous_limit` units each `window_seconds`."""
+
+    api_path: ClassVar[str]
+
+    def __init__(self, forge: Forge, *, limit: int, anonymous_limit: int, window_seconds: float,
+                 host: str = "127.0.0.1") -> None:
+        super().__init__(forge, host=host)
+        self.core = Budget(limit, window_seconds)
+        self.anonymous = Budget(anonymous_limit, window_seconds)
+
+    @property
+    def api_url(self) -> str:
+        return self.url + self.api_path
+
+    def charged(self, request: Request, token: str | None) -> tuple[str, Budget]:
+        """The credential a request is charged to, and the budget it spends."""
+        if token is None:
+            return request.client, self.anonymous
+        return token or request.client, self.core  # a blank git password is its client's
 
 
 def _resolve(repo: Repo, ref: str, default_branch: str) -> bytes | None:

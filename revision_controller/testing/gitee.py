@@ -15,35 +15,29 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from revision_controller.testing.forge import (Budget, CommitInfo, Fault, Forge, ForgeRepository, ForgeServer, Reply,
-                                               Request, conditional, iso_time, pages, phrase, segments,
-                                               x_ratelimit_headers)
+from revision_controller.testing.forge import (BudgetedForgeServer, CommitInfo, Fault, Forge, ForgeRepository, Reply,
+                                               Request, authorization_token, conditional, iso_time, pages, phrase,
+                                               segments, x_ratelimit_headers)
 from revision_controller.testing.github import commit_document
 
 API_PATH = "/api/v5"
 
 
-class GiteeServer(ForgeServer):
+class GiteeServer(BudgetedForgeServer):
     """Gitee's v5 API for `forge`, and git smart HTTP for its repositories.
 
     `limit` and `anonymous_limit` are the requests per token and per client
     address for each `window_seconds`."""
 
+    api_path = API_PATH
+
     def __init__(self, forge: Forge, *, limit: int = 5000, anonymous_limit: int = 60,
                  window_seconds: float = 3600.0, host: str = "127.0.0.1") -> None:
-        super().__init__(forge, host=host)
-        self.core = Budget(limit, window_seconds)
-        self.anonymous = Budget(anonymous_limit, window_seconds)
-
-    @property
-    def api_url(self) -> str:
-        return self.url + API_PATH
+        super().__init__(forge, limit=limit, anonymous_limit=anonymous_limit, window_seconds=window_seconds,
+                         host=host)
 
     def token_of(self, request: Request) -> str | None:
-        scheme, _, value = request.header("Authorization").partition(" ")
-        if scheme.lower() in ("token", "bearer") and value.strip():
-            return value.strip()
-        return request.query.get("access_token") or None
+        return authorization_token(request, "token", "bearer") or request.query.get("access_token") or None
 
     def answer(self, request: Request, token: str | None) -> Reply:
         parts = segments(request.path, API_PATH)
@@ -51,7 +45,7 @@ class GiteeServer(ForgeServer):
             return _not_found()
         if token is not None and not self.forge.knows(token):
             return Reply.json(401, {"message": "401 Unauthorized: Access token does not exist"})
-        credential, budget = (token, self.core) if token is not None else (request.client, self.anonymous)
+        credential, budget = self.charged(request, token)
         allowance = budget.take(credential)
         if allowance is None:
             return Reply.json(403, {"message": "Rate Limit Exceeded"},
@@ -60,9 +54,9 @@ class GiteeServer(ForgeServer):
         return reply.with_headers(*x_ratelimit_headers(allowance)).costing(1)
 
     def fault_reply(self, fault: Fault, request: Request, token: str | None) -> Reply:
-        budget = self.core if token is not None else self.anonymous
+        credential, budget = self.charged(request, token)
         return Reply.json(fault.status, {"message": phrase(fault.status)},
-                          *x_ratelimit_headers(budget.peek(token or request.client)))
+                          *x_ratelimit_headers(budget.peek(credential)))
 
     def _route(self, request: Request, parts: list[str], token: str | None) -> Reply:
         if request.method not in ("GET", "HEAD") or len(parts) < 3 or parts[0] != "repos":

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from revision_controller.testing.forge import (Allowance, Budget, CommitInfo, Fault, Forge,
-                                               ForgeRepository, ForgeServer, Reply, Request, basic_password,
-                                               conditional, iso_time, pages, phrase, segments,
-                                               x_ratelimit_headers)
+from revision_controller.testing.forge import (Allowance, Budget, BudgetedForgeServer, CommitInfo, Fault, Forge,
+                                               ForgeRepository, Reply, Request, authorization_token, conditional,
+                                               iso_time, pages, phrase, segments, x_ratelimit_headers)
+from revision_controller.testing.gitserver import basic_password
 
 API_PATH = "/api/v3"
 GRAPHQL_PATH = "/api/graphql"
@@ -45,7 +45,7 @@ SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a fe
 _SHA_MEDIA_TYPE = re.compile(r"application/vnd\.github(?:\.v3)?\.sha\b")
 
 
-class GitHubServer(ForgeServer):
+class GitHubServer(BudgetedForgeServer):
     """GitHub Enterprise's API for `forge`, and git smart HTTP for its repositories.
 
     `limit` and `anonymous_limit` are the REST budgets per token and per client
@@ -53,33 +53,26 @@ class GitHubServer(ForgeServer):
     token; `per_minute`, when set, the requests per credential per minute over
     which the secondary limit answers 403 with Retry-After."""
 
+    api_path = API_PATH
+
     def __init__(self, forge: Forge, *, limit: int = 5000, anonymous_limit: int = 60,
                  graphql_limit: int = 5000, per_minute: int | None = None,
                  window_seconds: float = 3600.0, host: str = "127.0.0.1") -> None:
-        super().__init__(forge, host=host)
-        self.core = Budget(limit, window_seconds)
-        self.anonymous = Budget(anonymous_limit, window_seconds)
+        super().__init__(forge, limit=limit, anonymous_limit=anonymous_limit, window_seconds=window_seconds,
+                         host=host)
         self.graphql = Budget(graphql_limit, window_seconds)
         self._per_minute = _PerMinute(per_minute) if per_minute is not None else None
-
-    @property
-    def api_url(self) -> str:
-        return self.url + API_PATH
 
     @property
     def graphql_url(self) -> str:
         return self.url + GRAPHQL_PATH
 
     def token_of(self, request: Request) -> str | None:
-        scheme, _, value = request.header("Authorization").partition(" ")
-        if scheme.lower() in ("token", "bearer") and value.strip():
-            return value.strip()
-        if scheme.lower() == "basic":
-            return basic_password(request.header("Authorization")) or None
-        return None
+        return (authorization_token(request, "token", "bearer")
+                or basic_password(request.header("Authorization")) or None)
 
     def answer(self, request: Request, token: str | None) -> Reply:
-        credential, budget = (token, self.core) if token is not None else (request.client, self.anonymous)
+        credential, budget = self.charged(request, token)
         if token is not None and not self.forge.knows(token):
             return _error(401, "Bad credentials").with_headers(
                 *x_ratelimit_headers(self.anonymous.peek(request.client), "core"))
@@ -105,8 +98,8 @@ class GitHubServer(ForgeServer):
         if request.path == GRAPHQL_PATH and token is not None:
             allowance, resource = self.graphql.peek(token), "graphql"
         else:
-            budget = self.core if token is not None else self.anonymous
-            allowance, resource = budget.peek(token or request.client), "core"
+            credential, budget = self.charged(request, token)
+            allowance, resource = budget.peek(credential), "core"
         if fault.secondary or fault.status == 429:
             reply = Reply.json(fault.status, {"message": SECONDARY_MESSAGE, "documentation_url": _DOCS_SECONDARY})
         else:

@@ -17,35 +17,30 @@ import time
 from typing import Any
 from urllib.parse import quote, unquote
 
-from revision_controller.testing.forge import (Allowance, Budget, CommitInfo, Fault, Forge, ForgeRepository,
-                                               ForgeServer, Reply, Request, conditional, iso_time, pages,
-                                               phrase, segments)
+from revision_controller.testing.forge import (Allowance, BudgetedForgeServer, CommitInfo, Fault, Forge,
+                                               ForgeRepository, Reply, Request, authorization_token, conditional,
+                                               iso_time, pages, phrase, segments)
 
 API_PATH = "/api/v4"
 
 
-class GitLabServer(ForgeServer):
+class GitLabServer(BudgetedForgeServer):
     """GitLab's v4 API for `forge`, and git smart HTTP for its repositories.
 
     `limit` and `anonymous_limit` are the requests per token and per client
     address for each `window_seconds` (GitLab.com's defaults: a minute)."""
 
+    api_path = API_PATH
+
     def __init__(self, forge: Forge, *, limit: int = 2000, anonymous_limit: int = 500,
                  window_seconds: float = 60.0, host: str = "127.0.0.1") -> None:
-        super().__init__(forge, host=host)
-        self.core = Budget(limit, window_seconds)
-        self.anonymous = Budget(anonymous_limit, window_seconds)
-
-    @property
-    def api_url(self) -> str:
-        return self.url + API_PATH
+        super().__init__(forge, limit=limit, anonymous_limit=anonymous_limit, window_seconds=window_seconds,
+                         host=host)
 
     def token_of(self, request: Request) -> str | None:
-        scheme, _, bearer = request.header("Authorization").partition(" ")
-        if scheme.lower() == "bearer" and bearer.strip():
-            return bearer.strip()
-        token = (request.header("PRIVATE-TOKEN") or request.header("JOB-TOKEN")
-                 or request.query.get("private_token") or request.query.get("job_token"))
+        token = (authorization_token(request, "bearer") or request.header("PRIVATE-TOKEN")
+                 or request.header("JOB-TOKEN") or request.query.get("private_token")
+                 or request.query.get("job_token"))
         return token or None
 
     def answer(self, request: Request, token: str | None) -> Reply:
@@ -54,7 +49,7 @@ class GitLabServer(ForgeServer):
             return Reply.json(404, {"error": "404 Not Found"})
         if token is not None and not self.forge.knows(token):
             return Reply.json(401, {"message": "401 Unauthorized"})
-        credential, budget = (token, self.core) if token is not None else (request.client, self.anonymous)
+        credential, budget = self.charged(request, token)
         allowance = budget.take(credential)
         if allowance is None:
             allowance = budget.peek(credential)
@@ -64,8 +59,8 @@ class GitLabServer(ForgeServer):
         return reply.with_headers(*_ratelimit_headers(allowance)).costing(1)
 
     def fault_reply(self, fault: Fault, request: Request, token: str | None) -> Reply:
-        budget = self.core if token is not None else self.anonymous
-        headers = _ratelimit_headers(budget.peek(token or request.client))
+        credential, budget = self.charged(request, token)
+        headers = _ratelimit_headers(budget.peek(credential))
         if fault.status == 429:
             return Reply.text(429, "Retry later\n", *headers)
         return Reply.json(fault.status, {"message": f"{fault.status} {phrase(fault.status)}"}, *headers)

@@ -353,7 +353,7 @@ def _store_commit(repo: Repo, tree: bytes, parent: bytes | None, message: str) -
 
 def _requiring_password(app: WSGIApp, password: str) -> WSGIApp:
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        given = _basic_password(environ.get("HTTP_AUTHORIZATION", ""))
+        given = basic_password(environ.get("HTTP_AUTHORIZATION", "")) or ""
         if hmac.compare_digest(given.encode(), password.encode()):
             return app(environ, start_response)
         start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'),
@@ -362,15 +362,15 @@ def _requiring_password(app: WSGIApp, password: str) -> WSGIApp:
     return guarded
 
 
-def _basic_password(header: str) -> str:
-    scheme, _, encoded = header.partition(" ")
+def basic_password(authorization: str) -> str | None:
+    """The password of HTTP Basic credentials; None when there are none."""
+    scheme, _, encoded = authorization.partition(" ")
     if scheme.lower() != "basic":
-        return ""
+        return None
     try:
-        credentials = base64.b64decode(encoded, validate=True).decode()
+        return base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[2]
     except (binascii.Error, UnicodeDecodeError):
-        return ""
-    return credentials.partition(":")[2]
+        return None
 
 
 class _DirectoryBackend(FileSystemBackend):

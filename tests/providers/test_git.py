@@ -23,6 +23,27 @@ def provider(url: str, token: str | None = None, timeout: float = 5) -> git.Prov
     return git.Provider(git.parse_source(url), token, timeout)
 
 
+def assert_unavailable_while_hung_then_recovers(server: GitServer, p: git.Provider) -> None:
+    """`p`, with a 0.5 s timeout, gives up on the hung `server` in time and recovers once it answers."""
+    with server.hang():
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="no answer within 0.5s"):
+            p.head("main")
+        elapsed = time.monotonic() - started
+
+    assert 0.4 < elapsed < 1.5
+    assert p.head("main")  # the same provider recovers once the server answers again
+
+
+def assert_wrong_and_missing_tokens_are_unauthorized(url: str) -> None:
+    """A wrong token, and no token, are refused with advice that never shows the token."""
+    with pytest.raises(Unauthorized, match="check that the token") as wrong:
+        provider(url, token="not-" + TOKEN).head("main")
+    with pytest.raises(Unauthorized, match="needs a token in the credentials Secret"):
+        provider(url).head("main")
+    assert_token_hidden(wrong.value)
+
+
 @pytest.fixture
 def server() -> Iterator[GitServer]:
     with GitServer() as srv:
@@ -158,14 +179,7 @@ class TestAgainstGitHttpBackend:
         p = provider(git_http_backend.create_repository("app").url, timeout=0.5)
         assert p.head("main")
 
-        with git_http_backend.hang():
-            started = time.monotonic()
-            with pytest.raises(Unavailable, match="no answer within 0.5s"):
-                p.head("main")
-            elapsed = time.monotonic() - started
-
-        assert 0.4 < elapsed < 1.5
-        assert p.head("main")
+        assert_unavailable_while_hung_then_recovers(git_http_backend, p)
 
     def test_password_right_wrong_missing(self) -> None:
         require_git()
@@ -173,11 +187,7 @@ class TestAgainstGitHttpBackend:
             repo = server.create_repository("private")
 
             assert provider(repo.url, token=TOKEN).head("main") == repo.head()
-            with pytest.raises(Unauthorized, match="check that the token") as wrong:
-                provider(repo.url, token="not-" + TOKEN).head("main")
-            with pytest.raises(Unauthorized, match="needs a token in the credentials Secret"):
-                provider(repo.url).head("main")
-        assert_token_hidden(wrong.value)
+            assert_wrong_and_missing_tokens_are_unauthorized(repo.url)
 
     def test_redirects_are_followed_then_polls_go_straight_to_the_repository(self) -> None:
         require_git()
@@ -213,12 +223,8 @@ class TestAgainstDulwichGitServer:
     def test_wrong_or_missing_token_is_unauthorized(self, locked_server: GitServer) -> None:
         repo = locked_server.create_repository("demo")
 
-        with pytest.raises(Unauthorized, match="check that the token") as wrong:
-            provider(repo.url, token="not-" + TOKEN).head("main")
-        with pytest.raises(Unauthorized, match="needs a token in the credentials Secret"):
-            provider(repo.url).head("main")
+        assert_wrong_and_missing_tokens_are_unauthorized(repo.url)
         assert provider(repo.url, token=TOKEN).head("main") == repo.head()
-        assert_token_hidden(wrong.value)
 
     def test_credentials_written_in_the_url_are_used_and_never_shown(self, locked_server: GitServer) -> None:
         repo = locked_server.create_repository("demo")
@@ -234,14 +240,7 @@ class TestAgainstDulwichGitServer:
     def test_a_hung_server_is_unavailable_after_the_timeout(self, server: GitServer) -> None:
         p = provider(server.create_repository("demo").url, timeout=0.5)
 
-        with server.hang():
-            started = time.monotonic()
-            with pytest.raises(Unavailable, match="no answer within 0.5s"):
-                p.head("main")
-            elapsed = time.monotonic() - started
-
-        assert 0.4 < elapsed < 1.5
-        assert p.head("main")  # the same provider recovers once the server answers again
+        assert_unavailable_while_hung_then_recovers(server, p)
 
     def test_closed_port_is_unavailable(self) -> None:
         with GitServer() as srv:

@@ -1,14 +1,19 @@
-"""Fixtures: a running stand-in server and real `kubernetes` clients pointed at it."""
+"""Fixtures: a running stand-in server and real `kubernetes` clients pointed at it; a forge for
+the GitHub, GitLab and Gitee stand-ins, and what each of them must do alike."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
+from providers.base import GitProvider, Unavailable
 from revision_controller.testing import ApiServer
+from revision_controller.testing.forge import Forge, ForgeRepository, ForgeServer
 
 
 @pytest.fixture
@@ -38,3 +43,45 @@ def core(api_client: client.ApiClient) -> client.CoreV1Api:
 @pytest.fixture
 def coordination(api_client: client.ApiClient) -> client.CoordinationV1Api:
     return client.CoordinationV1Api(api_client)
+
+
+@pytest.fixture
+def forge() -> Iterator[Forge]:
+    with Forge() as f:
+        yield f
+
+
+def ls_remote(url: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`git ls-remote url`, with no configuration but `home`'s and never a prompt for credentials."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
+    return subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, text=True, timeout=30,
+                          check=False)
+
+
+def assert_git_lists_public_and_private_refs(forge: Forge, server: ForgeServer, home: Path, *, public: str,
+                                             private: str, user: str, token: str) -> None:
+    """git lists the refs of the `public` repository anonymously, and of the `private` one only
+    with `token` granted on it as the password of `user`."""
+    public_repository = forge.create_repository(public)
+    private_repository = forge.create_repository(private, private=True)
+    forge.grant(token, private)
+    with_token = server.url.replace("http://", f"http://{user}:{token}@")
+
+    listed = ls_remote(server.clone_url(public), home)
+    refused = ls_remote(server.clone_url(private), home)
+    allowed = ls_remote(f"{with_token}/{private}.git", home)
+
+    assert f"{public_repository.head()}\trefs/heads/main" in listed.stdout
+    assert refused.returncode != 0 and str(private_repository.head()) not in refused.stdout
+    assert f"{private_repository.head()}\trefs/heads/main" in allowed.stdout
+
+
+def assert_provider_recovers_after_faults(provider: GitProvider, repository: ForgeRepository,
+                                          faults: int = 1) -> None:
+    """The daemon's `provider` finds the stand-in unavailable for each of the `faults` injected,
+    then reads the head and the default branch of `repository`."""
+    for _ in range(faults):
+        with pytest.raises(Unavailable):
+            provider.head("main")
+    assert provider.head("main") == repository.head()
+    assert provider.default_branch() == "main"

@@ -29,12 +29,6 @@ class EchoServer(ForgeServer):
 
 
 @pytest.fixture
-def forge() -> Iterator[Forge]:
-    with Forge() as f:
-        yield f
-
-
-@pytest.fixture
 def server(forge: Forge) -> Iterator[EchoServer]:
     with EchoServer(forge) as srv:
         yield srv

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,29 +7,18 @@ import httpx
 import pytest
 
 from providers import gitee as gitee_provider
-from providers.base import GitSource, Unavailable
+from providers.base import GitSource
 from revision_controller.testing.forge import Forge
 from revision_controller.testing.gitee import GiteeServer
+from tests.testing.conftest import assert_git_lists_public_and_private_refs, assert_provider_recovers_after_faults
 
 TOKEN = "gitee-standin-token"
-
-
-@pytest.fixture
-def forge() -> Iterator[Forge]:
-    with Forge() as f:
-        yield f
 
 
 @pytest.fixture
 def server(forge: Forge) -> Iterator[GiteeServer]:
     with GiteeServer(forge) as srv:
         yield srv
-
-
-def ls_remote(url: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
-    return subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, text=True, timeout=30,
-                          check=False)
 
 
 def test_repository_branch_and_commits_with_access_token_parameter(forge: Forge, server: GiteeServer) -> None:
@@ -105,22 +92,10 @@ def test_faults_and_the_daemons_provider(forge: Forge, server: GiteeServer) -> N
     provider = gitee_provider.Provider(GitSource("gitee", server.api_url, "owner/repo"), None, timeout=5)
     server.fault(500)
 
-    with pytest.raises(Unavailable):
-        provider.head("main")
-    assert provider.head("main") == repo.head()
-    assert provider.default_branch() == "main"
+    assert_provider_recovers_after_faults(provider, repo)
 
 
 def test_git_ls_remote_of_public_and_private_repositories(forge: Forge, server: GiteeServer,
                                                           tmp_path: Path) -> None:
-    public = forge.create_repository("owner/repo")
-    private = forge.create_repository("owner/secret", private=True)
-    forge.grant(TOKEN, "owner/secret")
-
-    listed = ls_remote(server.clone_url("owner/repo"), tmp_path)
-    refused = ls_remote(server.clone_url("owner/secret"), tmp_path)
-    allowed = ls_remote(server.url.replace("http://", f"http://owner:{TOKEN}@") + "/owner/secret.git", tmp_path)
-
-    assert f"{public.head()}\trefs/heads/main" in listed.stdout
-    assert refused.returncode != 0
-    assert f"{private.head()}\trefs/heads/main" in allowed.stdout
+    assert_git_lists_public_and_private_refs(forge, server, tmp_path, public="owner/repo", private="owner/secret",
+                                             user="owner", token=TOKEN)

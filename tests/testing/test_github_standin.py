@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +10,11 @@ import pytest
 from github import Auth, BadCredentialsException, Github, GithubException, RateLimitExceededException
 
 from providers import github as github_provider
-from providers.base import GitSource, NotFound, Unavailable
+from providers.base import GitSource, NotFound
 from revision_controller.testing.forge import Forge
 from revision_controller.testing.github import SECONDARY_MESSAGE, GitHubServer
+from tests.testing.conftest import (assert_git_lists_public_and_private_refs, assert_provider_recovers_after_faults,
+                                    ls_remote)
 
 TOKEN = "gh-standin-token"
 QUERY = ("query($o0: String!, $n0: String!, $q0: String!, $o1: String!, $n1: String!, $o2: String!, "
@@ -22,12 +22,6 @@ QUERY = ("query($o0: String!, $n0: String!, $q0: String!, $o1: String!, $n1: Str
          "r0: repository(owner: $o0, name: $n0) { ref(qualifiedName: $q0) { target { oid } } } "
          "r1: repository(owner: $o1, name: $n1) { defaultBranchRef { name target { oid } } } "
          "r2: repository(owner: $o2, name: $n2) { ref(qualifiedName: $q2) { target { oid } } } }")
-
-
-@pytest.fixture
-def forge() -> Iterator[Forge]:
-    with Forge() as f:
-        yield f
 
 
 def serve(forge: Forge, **options: Any) -> GitHubServer:
@@ -45,12 +39,6 @@ def server(forge: Forge) -> Iterator[GitHubServer]:
 
 def client(server: GitHubServer, token: str | None = TOKEN) -> Github:
     return Github(base_url=server.api_url, auth=Auth.Token(token) if token else None, timeout=5, retry=None)
-
-
-def ls_remote(url: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
-    return subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, text=True, timeout=30,
-                          check=False)
 
 
 def test_pygithub_reads_repository_commits_and_branch(forge: Forge, server: GitHubServer) -> None:
@@ -182,10 +170,7 @@ def test_the_daemons_provider_reads_heads_through_the_standin(forge: Forge, serv
     provider = github_provider.Provider(GitSource("github", server.api_url, "octo/hello"), None, timeout=5)
     server.fault(503)
 
-    with pytest.raises(Unavailable):
-        provider.head("main")
-    assert provider.head("main") == repo.head()
-    assert provider.default_branch() == "main"
+    assert_provider_recovers_after_faults(provider, repo)
     with pytest.raises(NotFound):
         provider.head("nope")
 
@@ -303,18 +288,10 @@ def test_graphql_budget_exhaustion_is_200_with_rate_limited(forge: Forge) -> Non
 
 def test_git_ls_remote_of_public_and_private_repositories(forge: Forge, server: GitHubServer,
                                                           tmp_path: Path) -> None:
-    public = forge.create_repository("octo/hello")
-    private = forge.create_repository("octo/secret", private=True)
-    forge.grant(TOKEN, "octo/secret")
-    with_token = server.url.replace("http://", f"http://x-access-token:{TOKEN}@")
+    assert_git_lists_public_and_private_refs(forge, server, tmp_path, public="octo/hello", private="octo/secret",
+                                             user="x-access-token", token=TOKEN)
 
-    listed = ls_remote(server.clone_url("octo/hello"), tmp_path)
-    refused = ls_remote(server.clone_url("octo/secret"), tmp_path)
-    allowed = ls_remote(f"{with_token}/octo/secret.git", tmp_path)
     wrong = ls_remote(server.url.replace("http://", "http://x:wrong@") + "/octo/secret.git", tmp_path)
 
-    assert f"{public.head()}\trefs/heads/main" in listed.stdout
-    assert refused.returncode != 0 and str(private.head()) not in refused.stdout
-    assert f"{private.head()}\trefs/heads/main" in allowed.stdout
     assert wrong.returncode != 0
     assert server.units_spent() == 0

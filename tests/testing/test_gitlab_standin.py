@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,29 +10,18 @@ import pytest
 from gitlab.exceptions import GitlabAuthenticationError, GitlabGetError
 
 from providers import gitlab as gitlab_provider
-from providers.base import GitSource, Unavailable
+from providers.base import GitSource
 from revision_controller.testing.forge import Forge
 from revision_controller.testing.gitlab import GitLabServer
+from tests.testing.conftest import assert_git_lists_public_and_private_refs, assert_provider_recovers_after_faults
 
 TOKEN = "gl-standin-token"
-
-
-@pytest.fixture
-def forge() -> Iterator[Forge]:
-    with Forge() as f:
-        yield f
 
 
 @pytest.fixture
 def server(forge: Forge) -> Iterator[GitLabServer]:
     with GitLabServer(forge) as srv:
         yield srv
-
-
-def ls_remote(url: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
-    return subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, text=True, timeout=30,
-                          check=False)
 
 
 def test_python_gitlab_reads_projects_by_id_and_path_branches_and_commits(forge: Forge,
@@ -119,24 +106,11 @@ def test_faults_and_the_daemons_provider(forge: Forge, server: GitLabServer) -> 
     server.fault(429, retry_after=3)
     server.fault(502)
 
-    for _ in range(2):
-        with pytest.raises(Unavailable):
-            provider.head("main")
-    assert provider.head("main") == project.head()
-    assert provider.default_branch() == "main"
+    assert_provider_recovers_after_faults(provider, project, faults=2)
     assert [r.status for r in server.requests] == [429, 502, 200, 200]
 
 
 def test_git_ls_remote_of_public_and_private_projects(forge: Forge, server: GitLabServer,
                                                       tmp_path: Path) -> None:
-    public = forge.create_repository("group/sub/public")
-    private = forge.create_repository("group/secret", private=True)
-    forge.grant(TOKEN, "group/secret")
-
-    listed = ls_remote(server.clone_url("group/sub/public"), tmp_path)
-    refused = ls_remote(server.clone_url("group/secret"), tmp_path)
-    allowed = ls_remote(server.url.replace("http://", f"http://oauth2:{TOKEN}@") + "/group/secret.git", tmp_path)
-
-    assert f"{public.head()}\trefs/heads/main" in listed.stdout
-    assert refused.returncode != 0
-    assert f"{private.head()}\trefs/heads/main" in allowed.stdout
+    assert_git_lists_public_and_private_refs(forge, server, tmp_path, public="group/sub/public",
+                                             private="group/secret", user="oauth2", token=TOKEN)
