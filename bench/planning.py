@@ -28,6 +28,9 @@ class Quiet:
     def replan(self, target: object, interval: float | None) -> None:
         self.replans += 1
 
+    def wake(self, target: object) -> None:
+        pass
+
     def record(self, *args: object) -> None:
         self.said.append(args)
 

@@ -15,8 +15,10 @@ import httpx
 
 from providers.answers import (GITHUB_PREFIX, ETags, Headers, commit_sha, default_branch_in, for_answer,
                                from_json, rate_limit)
-from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError
+from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError,
+                            verifying_tls)
 from providers.failures import Subject, timed_out, unreachable
+from providers.sessions import SharedClients, cookieless
 from providers.urls import clone_url, normalise_base_url, owner_and_repo
 
 PUBLIC_API = "https://gitee.com/api/v5"
@@ -42,8 +44,14 @@ def parse_source(url: str, *, base_url: str = "", project_id: str = "",
                      clone_url=clone_url(PUBLIC_WEB if public else parsed.origin, repository))
 
 
+# One httpx client (and connection pool) for every Gitee server: tokens go in each request.
+_CLIENTS: SharedClients[float, httpx.Client] = SharedClients(
+    lambda timeout: httpx.Client(timeout=timeout, verify=verifying_tls(), cookies=cookieless()),
+    httpx.Client.close)
+
+
 class Provider(GitProvider):
-    """One httpx client per repository, and the ETag of each answer, kept across polls."""
+    """The shared httpx client, and the ETag of each answer, kept across polls."""
 
     def __init__(self, source: GitSource, token: str | None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
@@ -51,8 +59,9 @@ class Provider(GitProvider):
         self._has_token = bool(token)
         self._repository_url = f"{source.server}/repos/{quote(source.repository, safe='/')}"
         # A header, never the access_token query parameter, which would end up in URLs and logs.
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(headers=headers, timeout=timeout)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._lease = _CLIENTS.lease(timeout)
+        self._client = self._lease.client
         self._etags = ETags()
 
     def head(self, branch: str) -> str:
@@ -63,13 +72,13 @@ class Provider(GitProvider):
         return self._conditional_get("", _DEFAULT_BRANCH, Subject(self.source), default_branch_in)
 
     def close(self) -> None:
-        self._client.close()
+        self._lease.end()
 
     def _conditional_get(self, path: str, question: str, subject: Subject,
                          read: Callable[[Any, Subject], str]) -> str:
         try:
             response = self._client.get(self._repository_url + path,
-                                        headers=self._etags.request_headers(question))
+                                        headers={**self._headers, **self._etags.request_headers(question)})
         except httpx.TimeoutException:
             raise timed_out(subject, self.timeout) from None
         except httpx.HTTPError as error:

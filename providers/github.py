@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
@@ -24,9 +24,11 @@ from github import Auth, Github
 from providers.answers import (GITHUB_PREFIX, ETags, Headers, commit_sha, default_branch_in,
                                for_answer, from_json, is_commit_sha, pause_seconds, rate_limit)
 from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, MissingBranch,
-                            NotFound, ProviderError, RateLimit, Throttled, Unauthorized, Unavailable)
+                            NotFound, ProviderError, RateLimit, Throttled, Unauthorized, Unavailable,
+                            verifying_tls)
 from providers.failures import (Batch, Subject, bad_answer, no_commits, no_default_branch, throttled,
                                 timed_out, unreachable)
+from providers.sessions import SharedClients
 from providers.urls import (RepositoryURL, clone_url, is_repository_path, normalise_base_url,
                             owner_and_repo)
 
@@ -66,19 +68,34 @@ def whole_seconds(timeout: float) -> int:
     return max(1, math.ceil(timeout))
 
 
+@dataclass(frozen=True)
+class _ClientKey:
+    server: str
+    token: str = field(repr=False)
+    timeout: float
+
+
+def _open_github(key: _ClientKey) -> Github:
+    # retry=None: PyGithub's default retry sleeps through rate limits and
+    # server errors, which would stretch a poll far past its timeout.
+    # seconds_between_requests=None: polls are already spaced by the interval.
+    return Github(base_url=key.server, auth=Auth.Token(key.token) if key.token else None,
+                  timeout=whole_seconds(key.timeout), retry=None, seconds_between_requests=None)
+
+
+# One PyGithub client (and its connection pool) per API server and token.
+_CLIENTS: SharedClients[_ClientKey, Github] = SharedClients(_open_github, Github.close)
+
+
 class Provider(GitProvider):
-    """One PyGithub requester per repository, and the ETag of each answer, kept across polls."""
+    """The shared PyGithub requester of its server and token, and the ETag of each answer."""
 
     def __init__(self, source: GitSource, token: str | None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         super().__init__(source, token, timeout)
         self._has_token = bool(token)
-        # retry=None: PyGithub's default retry sleeps through rate limits and
-        # server errors, which would stretch a poll far past its timeout.
-        # seconds_between_requests=None: polls are already spaced by the interval.
-        self._github = Github(base_url=source.server, auth=Auth.Token(token) if token else None,
-                              timeout=whole_seconds(timeout), retry=None,
-                              seconds_between_requests=None)
+        self._lease = _CLIENTS.lease(_ClientKey(source.server, token or "", timeout))
+        self._github = self._lease.client
         self._path = "/repos/" + quote(source.repository, safe="/")
         self._etags = ETags()
 
@@ -92,7 +109,7 @@ class Provider(GitProvider):
                                      Subject(self.source), from_json(default_branch_in))
 
     def close(self) -> None:
-        self._github.close()
+        self._lease.end()
 
     def _conditional_get(self, path: str, accept: str, question: str, subject: Subject,
                          read: Callable[[str, Subject], str]) -> str:
@@ -153,7 +170,7 @@ def read_heads(server: str, token: str, queries: Sequence[HeadQuery],
             askable.append(query)
     limit: RateLimit | None = None
     headers = {"Authorization": f"bearer {token}"} if token else {}
-    with httpx.Client(headers=headers, timeout=timeout) as client:
+    with httpx.Client(headers=headers, timeout=timeout, verify=verifying_tls()) as client:
         for start in range(0, len(askable), GRAPHQL_BATCH_SIZE):
             chunk = askable[start:start + GRAPHQL_BATCH_SIZE]
             answered, chunk_limit = _read_chunk(client, server, chunk, bool(token), timeout)

@@ -21,6 +21,7 @@ from providers.answers import (GITLAB_PREFIX, ETags, Headers, commit_sha, defaul
                                from_json, rate_limit)
 from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError
 from providers.failures import Subject, timed_out, unreachable
+from providers.sessions import NO_COOKIES, SharedClients
 from providers.urls import (RepositoryURL, clone_url, is_repository_path, normalise_base_url,
                             parse_repository_url)
 
@@ -87,14 +88,27 @@ def _clone_url(server: str, project: str, url: str) -> str:
     return clone_url(parsed.origin, _project_path(parsed))
 
 
+# One python-gitlab client (and its session's connection pool) per server: tokens go in
+# each request's headers, never into the shared client.
+def _open_gitlab(key: tuple[str, float]) -> gitlab.Gitlab:
+    client = gitlab.Gitlab(url=key[0], timeout=key[1])
+    client.session.cookies.set_policy(NO_COOKIES)
+    return client
+
+
+_CLIENTS: SharedClients[tuple[str, float], gitlab.Gitlab] = SharedClients(
+    _open_gitlab, lambda client: client.session.close())
+
+
 class Provider(GitProvider):
-    """python-gitlab's session and API URL, and the ETag of each answer, kept across polls."""
+    """The shared python-gitlab session of its server, and the ETag of each answer."""
 
     def __init__(self, source: GitSource, token: str | None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         super().__init__(source, token, timeout)
         self._has_token = bool(token)
-        self._gitlab = gitlab.Gitlab(url=source.server, timeout=timeout)
+        self._lease = _CLIENTS.lease((source.server, timeout))
+        self._gitlab = self._lease.client
         self._headers = {**self._gitlab.headers,
                          **_token_headers(source.auth_type or DEFAULT_AUTH_TYPE, token)}
         self._project_url = f"{self._gitlab.api_url}/projects/{quote(source.repository, safe='')}"
@@ -108,7 +122,7 @@ class Provider(GitProvider):
         return self._conditional_get("", _DEFAULT_BRANCH, Subject(self.source), default_branch_in)
 
     def close(self) -> None:
-        self._gitlab.session.close()
+        self._lease.end()
 
     def _conditional_get(self, path: str, question: str, subject: Subject,
                          read: Callable[[Any, Subject], str]) -> str:

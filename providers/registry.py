@@ -29,8 +29,10 @@ from docker.errors import InvalidRepository
 from docker.utils import parse_repository_tag
 
 from providers.base import (DEFAULT_TIMEOUT_SECONDS, ImageProvider, ImageReference, InvalidSource,
-                            NotFound, ProviderError, RegistryAuth, Unauthorized, Unavailable, redact)
+                            NotFound, ProviderError, RegistryAuth, Unauthorized, Unavailable, redact,
+                            verifying_tls)
 from providers.failures import causes
+from providers.sessions import SharedClients, cookieless
 
 DOCKER_HUB = "registry-1.docker.io"
 MANIFEST_TYPES = (
@@ -212,8 +214,20 @@ class _Token:
 _HEAD_NOT_ANSWERED = (405, 501)
 
 
+def _open_client(key: tuple[bool, float]) -> httpx.Client:
+    insecure, timeout = key
+    # Redirects are followed by _send, which decides where credentials may go.
+    return httpx.Client(timeout=timeout, verify=False if insecure else verifying_tls(),
+                        follow_redirects=False, cookies=cookieless(),
+                        headers={"User-Agent": "openfunction-revision-controller"})
+
+
+# One httpx client (and connection pool) per TLS setting: credentials go in each request.
+_CLIENTS: SharedClients[tuple[bool, float], httpx.Client] = SharedClients(_open_client, httpx.Client.close)
+
+
 class Provider(ImageProvider):
-    """One httpx client per registry, with the challenge and pull tokens kept across polls."""
+    """The shared httpx client, with the challenge and pull tokens kept across polls."""
 
     def __init__(self, registry: str, auth: RegistryAuth | None, insecure: bool,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS, *,
@@ -223,9 +237,8 @@ class Provider(ImageProvider):
         self._clock = clock
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, str, str], _Token] = {}
-        # Redirects are followed by _send, which decides where credentials may go.
-        self._client = httpx.Client(timeout=timeout, verify=not insecure, follow_redirects=False,
-                                    headers={"User-Agent": "openfunction-revision-controller"})
+        self._lease = _CLIENTS.lease((insecure, timeout))
+        self._client = self._lease.client
 
     def digest(self, reference: ImageReference) -> str:
         if reference.digest:
@@ -243,7 +256,7 @@ class Provider(ImageProvider):
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def close(self) -> None:
-        self._client.close()
+        self._lease.end()
 
     def _manifest(self, method: str, path: str, reference: ImageReference) -> _Answer:
         answer = self._authorised(method, path, reference)

@@ -21,7 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from providers.base import ProviderError
+from providers.base import ProviderError, verifying_tls
+from providers.sessions import SharedClients, cookieless
 from providers.failures import Subject, bad_answer, for_status, throttled, timed_out, unreachable
 
 # Hosts ignore the user name when the password is a token; some want one anyway.
@@ -150,8 +151,18 @@ class _NotUnderstood(Exception):
         self.status = status
 
 
+def _open_client(timeout: float) -> httpx.Client:
+    return httpx.Client(timeout=timeout, verify=verifying_tls(), follow_redirects=True,
+                        max_redirects=MAX_REDIRECTS, headers={"User-Agent": USER_AGENT},
+                        cookies=cookieless())
+
+
+# One httpx client (and connection pool) for every repository: credentials go in each request.
+_CLIENTS: SharedClients[float, httpx.Client] = SharedClients(_open_client, httpx.Client.close)
+
+
 class Remote:
-    """One repository's refs, over one connection pool reused across polls.
+    """One repository's refs, over the shared connection pool.
 
     A user and password written into the URL are moved into the Authorization
     header (a `token`, when given, wins); they go only to the URL's own host."""
@@ -161,9 +172,8 @@ class Remote:
         self._credentials_origin = _origin(self._url)
         self._has_token = bool(token)
         self.timeout = timeout
-        self._client = httpx.Client(timeout=timeout, follow_redirects=True,
-                                    max_redirects=MAX_REDIRECTS,
-                                    headers={"User-Agent": USER_AGENT})
+        self._lease = _CLIENTS.lease(timeout)
+        self._client = self._lease.client
 
     def ref(self, name: str, subject: Subject, *, symrefs: bool = False) -> Ref | None:
         """The ref named exactly `name` (`refs/heads/main`, `HEAD`), None if there is none.
@@ -181,7 +191,7 @@ class Remote:
             raise bad_answer(subject) from None
 
     def close(self) -> None:
-        self._client.close()
+        self._lease.end()
 
     def _refs(self, prefix: str, symrefs: bool, subject: Subject) -> list[Ref]:
         known = SERVERS.get(_origin(self._url))
