@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 
 from providers.base import RateLimit
 
-# The pace is measured over this many seconds of recent answers.
+# The pace is measured over this many seconds of recent answers, and not before they
+# span the shorter time: a few seconds say nothing of an hour.
 PACE_WINDOW_SECONDS = 300.0
+MIN_PACE_SPAN_SECONDS = 60.0
 # Keep this share of the budget in reserve, for Functions created meanwhile and for people.
 RESERVE = 0.1
 MAX_STRETCH = 60.0
@@ -62,7 +64,7 @@ def stretch_needed(samples: list[tuple[float, int, float]], remaining: int, limi
     spent = sum(max(0, before - after) * stretch
                 for (_, before, _), (_, after, stretch) in zip(samples, samples[1:]))
     elapsed = samples[-1][0] - samples[0][0]
-    if elapsed <= 0 or spent <= 0:
+    if elapsed < MIN_PACE_SPAN_SECONDS or spent <= 0:
         return 1.0
     affordable = max(0.0, remaining - RESERVE * limit) / (reset_at - now)
     if affordable <= 0:

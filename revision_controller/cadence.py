@@ -15,7 +15,9 @@ from typing import ClassVar, Literal
 
 from revision_controller.targets import Target
 
-FIRST_POLL_WITHIN = 10.0
+# A start (list, plan) takes a few seconds: five more to spread the first polls over keeps
+# every target polled within ten seconds of a restart.
+FIRST_POLL_WITHIN = 5.0
 BACKOFF_CAP = 600.0
 PERMANENT_WAIT = 600.0
 BACKOFF_JITTER = 0.1
@@ -86,7 +88,8 @@ class Cadence:
         return self.failures > 0
 
     def first_due(self, now: float) -> float:
-        """The first poll after planning or after a pause: soon, but spread over up to 10 s."""
+        """The first poll after planning or after a pause: soon, but spread over up to
+        FIRST_POLL_WITHIN seconds."""
         return now + self.fraction * min(FIRST_POLL_WITHIN, self.period)
 
     def phase_point(self, after: float) -> float:

@@ -48,11 +48,13 @@ RECHECK_SECONDS = 30.0
 
 @dataclass
 class _Connection(Generic[P]):
-    """A provider kept across polls, and the credential it was opened with."""
+    """A provider kept across polls, the credential it was opened with, and the last head it
+    read."""
 
     credential: object
     provider: P
     default_branch: str = ""
+    head: str = ""
 
 
 @dataclass
@@ -194,13 +196,23 @@ class TargetPoller:
             branch = target.branch or connection.default_branch
             if not branch:
                 branch = connection.default_branch = connection.provider.default_branch()
-            return connection.provider.head(branch)
-        except NotFound:
-            connection.default_branch = ""  # the default branch may have been renamed
+            head = connection.provider.head(branch)
+        except Exception as error:
+            if isinstance(error, NotFound):
+                connection.default_branch = ""  # the default branch may have been renamed
+            self._meter(key, connection, steady=True)
             raise
-        finally:
-            if connection.provider.rate_limit is not None:
-                self._metered(key, connection.provider.rate_limit)
+        self._meter(key, connection, steady=head == connection.head)
+        connection.head = head
+        return head
+
+    def _meter(self, key: BudgetKey, connection: _Connection[GitProvider], steady: bool) -> None:
+        """Feed the budget what the server said, from the polls that show the pace it is spent
+        at: not a target's first read, nor the read of a new head, which are one-offs (the first
+        read of 1,000 targets would otherwise look like 1,000 units a minute, for ever)."""
+        limit = connection.provider.rate_limit
+        if limit is not None and steady and connection.head:
+            self._metered(key, limit)
 
     def _digest(self, target: ImageTarget) -> str:
         registry = target.reference.registry

@@ -118,7 +118,8 @@ class TargetScheduler:
                 self._state = "paused"
 
     def resume(self) -> None:
-        """Poll again; targets whose time came while paused are polled at once, spread over up to 10 s."""
+        """Poll again; targets whose time came while paused are polled at once, spread over a few
+        seconds."""
         with self._changed:
             if self._state == "paused":
                 self._state = "polling"
@@ -162,7 +163,7 @@ class TargetScheduler:
     def replan(self, target: Target, interval: float | None) -> None:
         """Poll `target` every `interval` seconds from now on, or stop polling it (None).
 
-        A new target is polled within 10 s; a changed interval moves it to its phase in the new one."""
+        A new target is polled within a few seconds; a changed interval moves it to its phase in the new one."""
         with self._changed:
             plan = self._plans.get(target)
             if interval is None:

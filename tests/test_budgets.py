@@ -83,3 +83,9 @@ def test_by_host_reports_the_scarcest_credential() -> None:
     budgets.observed(BudgetKey.of("h", "a"), RateLimit(5000, 4000, HOUR), 0.0)
     budgets.observed(BudgetKey.of("h", "b"), RateLimit(5000, 100, HOUR), 0.0)
     assert budgets.by_host(1.0) == {"h": (100, 1.0)}
+
+
+def test_a_few_seconds_of_spending_stretch_nothing() -> None:
+    # 1,000 first reads in ten seconds are no hourly pace.
+    samples = [(0.0, 5000, 1.0), (10.0, 4000, 1.0)]
+    assert stretch_needed(samples, 4000, 5000, HOUR, 10.0) == 1.0

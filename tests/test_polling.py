@@ -24,10 +24,10 @@ IMAGE = ImageTarget(ImageReference("ghcr.io", "o/app", "v1"), False, SECRET)
 
 
 class FakeGit:
-    def __init__(self, token: str | None, answers: list) -> None:
+    def __init__(self, token: str | None, answers: list, rate_limits: list | None = None) -> None:
         self.token, self.answers, self.closed, self.asked = token, answers, False, []
         self.rate_limit: RateLimit | None = None
-        self.rate_limits: list[RateLimit] = []
+        self.rate_limits: list[RateLimit] = rate_limits if rate_limits is not None else []
 
     def default_branch(self) -> str:
         self.asked.append("default")
@@ -101,7 +101,7 @@ class Rig:
 
 
 def setup(target, *subscribers: tuple[str, str], answers: list | None = None,
-          budgets: Budgets | None = None) -> Rig:
+          budgets: Budgets | None = None, rate_limits: list | None = None) -> Rig:
     book = SubscriptionBook()
     for name, type_ in subscribers:
         ref = FunctionRef("ns", name)
@@ -110,7 +110,7 @@ def setup(target, *subscribers: tuple[str, str], answers: list | None = None,
     credentials, patcher, events = FakeCredentials(), FakePatcher(), FakeEvents()
 
     def open_git(source: GitSource, token: str | None) -> FakeGit:
-        opened.append(FakeGit(token, answers if answers is not None else []))
+        opened.append(FakeGit(token, answers if answers is not None else [], rate_limits))
         return opened[-1]
 
     def open_registry(registry: str, auth: RegistryAuth | None, insecure: bool) -> FakeRegistry:
@@ -233,3 +233,18 @@ def test_a_target_refused_for_its_credentials_is_mended_when_its_secret_changes(
     assert rig.poller.mended(time.monotonic() + 1.0) == [REPO]
     assert rig.poller.mended(time.monotonic() + 2.0) == []  # told once
     assert rig.poller.poll(REPO) == PollOutcome("ok")
+
+
+def test_first_reads_and_new_heads_are_one_offs_that_do_not_set_the_pace() -> None:
+    budgets, reset = Budgets(), time.time() + 3600
+    limits = [RateLimit(5000, left, reset) for left in (4000, 3999, 3998, 3997, 3996)]
+    rig = setup(REPO, ("a", "source"), answers=["c1", "c1", "c2", "c2", "c2"], budgets=budgets,
+                rate_limits=limits)
+    seen: list[int] = []
+    budgets.observed = lambda key, limit, at: seen.append(limit.remaining) or 1.0  # type: ignore[method-assign]
+    for _ in range(3):  # the first read, the same head, a new head
+        rig.poller.poll(REPO)
+    rig.credentials.token_value = "t2"  # a new provider: its first read again
+    rig.poller.poll(REPO)
+    rig.poller.poll(REPO)
+    assert seen == [3999, 3996]
