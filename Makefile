@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo install registry git clean
+.PHONY: test demo install registry git bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ git:
 
 test: $(BIN)/.installed registry git
 	$(BIN)/python -m pytest
+
+# The daemon at 10,000 Functions on 1,000 GitHub repositories (1m interval), measured from
+# outside, then the sweep from 1,000 Functions up that draws bench/scale.png.
+# BENCH_ARGS="--functions 1000 --targets 100 --interval 20s" for a short run.
+BENCH_ARGS ?=
+SWEEP_ARGS ?= --interval 20s
+bench: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)
+	$(BIN)/python bench/sweep.py --out bench/scale.png $(SWEEP_ARGS)
 
 demo: $(BIN)/.installed
 	$(BIN)/revision-controller demo

@@ -44,27 +44,53 @@ class BudgetKey:
 
 
 @dataclass
+class Pace:
+    """Units spent over the recent answers of one budget window, kept as a running sum so
+    that each answer costs the same however many came before it.
+
+    Units spent under a stretch count that many times over: the pace that matters
+    is the one at the targets' own intervals."""
+
+    samples: deque[tuple[float, int]] = field(default_factory=deque)  # (time, remaining)
+    stretches: deque[float] = field(default_factory=deque)  # in effect up to each sample
+    spent: float = 0.0
+
+    def add(self, now: float, remaining: int, stretch: float) -> None:
+        if self.samples:
+            self.spent += max(0, self.samples[-1][1] - remaining) * stretch
+        self.samples.append((now, remaining))
+        self.stretches.append(stretch)
+
+    def trim(self, since: float) -> None:
+        while len(self.samples) > 1 and self.samples[0][0] < since:
+            _, before = self.samples.popleft()
+            self.stretches.popleft()
+            self.spent -= max(0, before - self.samples[0][1]) * self.stretches[0]
+
+    def clear(self) -> None:
+        self.samples.clear()
+        self.stretches.clear()
+        self.spent = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return self.samples[-1][0] - self.samples[0][0] if self.samples else 0.0
+
+
+@dataclass
 class _Budget:
     reset_at: float = 0.0
     limit: int = 0
     remaining: int = 0
-    samples: deque[tuple[float, int, float]] = field(default_factory=deque)
+    pace: Pace = field(default_factory=Pace)
     stretch: float = 1.0
 
 
-def stretch_needed(samples: list[tuple[float, int, float]], remaining: int, limit: int,
-                   reset_at: float, now: float) -> float:
-    """The ratio by which to lengthen intervals so that `remaining` lasts until `reset_at`.
-
-    `samples` are (time, remaining, stretch in effect since the sample before)
-    within one budget window. Units spent under a stretch count that many times
-    over: the pace that matters is the one at the targets' own intervals."""
-    if len(samples) < 2 or now >= reset_at:
-        return 1.0
-    spent = sum(max(0, before - after) * stretch
-                for (_, before, _), (_, after, stretch) in zip(samples, samples[1:]))
-    elapsed = samples[-1][0] - samples[0][0]
-    if elapsed < MIN_PACE_SPAN_SECONDS or spent <= 0:
+def stretch_needed(spent: float, elapsed: float, remaining: int, limit: int, reset_at: float,
+                   now: float) -> float:
+    """The ratio by which to lengthen intervals so that `remaining` lasts until `reset_at`,
+    when `spent` units (at the targets' own intervals) went in the last `elapsed` seconds."""
+    if elapsed < MIN_PACE_SPAN_SECONDS or spent <= 0 or now >= reset_at:
         return 1.0
     affordable = max(0.0, remaining - RESERVE * limit) / (reset_at - now)
     if affordable <= 0:
@@ -85,14 +111,13 @@ class Budgets:
         with self._lock:
             budget = self._budgets.setdefault(key, _Budget())
             if rate_limit.reset_at != budget.reset_at:
-                budget.samples.clear()  # a new window: the old pace says nothing of it
+                budget.pace.clear()  # a new window: the old pace says nothing of it
             budget.reset_at, budget.limit = rate_limit.reset_at, rate_limit.limit
             budget.remaining = rate_limit.remaining
-            budget.samples.append((now, rate_limit.remaining, budget.stretch))
-            while budget.samples and budget.samples[0][0] < now - PACE_WINDOW_SECONDS:
-                budget.samples.popleft()
-            needed = stretch_needed(list(budget.samples), budget.remaining, budget.limit,
-                                    budget.reset_at, now)
+            budget.pace.add(now, rate_limit.remaining, budget.stretch)
+            budget.pace.trim(now - PACE_WINDOW_SECONDS)
+            needed = stretch_needed(budget.pace.spent, budget.pace.elapsed, budget.remaining,
+                                    budget.limit, budget.reset_at, now)
             if abs(needed - budget.stretch) > HYSTERESIS * budget.stretch or needed == 1.0:
                 budget.stretch = needed
             return budget.stretch

@@ -40,8 +40,10 @@ RegistryFactory = Callable[[str, RegistryAuth | None, bool], ImageProvider]
 
 P = TypeVar("P", GitProvider, ImageProvider)
 
-# How often the planned REST pace of each token is summed anew.
-PACE_REFRESH_SECONDS = 5.0
+# The planned REST pace of each token is summed anew this often (a Secret may have changed),
+# and at most this often while Functions come and go (as when a start lists them all).
+PACE_REFRESH_SECONDS = 30.0
+PACE_RECOUNT_SECONDS = 1.0
 # A target refused for its credentials has its Secret read again at least this often.
 RECHECK_SECONDS = 30.0
 
@@ -109,6 +111,7 @@ class TargetPoller:
         self._batch_above = batch_above
         self._paces: dict[tuple[str, str], float] = {}
         self._pace_at = -PACE_REFRESH_SECONDS
+        self._pace_version = -1
         self.batcher = HeadBatcher(self._delivered)
 
     def poll(self, target: Target) -> PollOutcome:
@@ -239,11 +242,12 @@ class TargetPoller:
         """Whether the target's token plans more REST requests a minute than the ceiling."""
         if target.source.repo_type != "github" or reads_over_git(target.source, token):
             return False
-        now = time.monotonic()
+        now, version = time.monotonic(), self._book.version
         with self._lock:
-            stale = now - self._pace_at > PACE_REFRESH_SECONDS
+            stale = (now - self._pace_at > PACE_REFRESH_SECONDS
+                     or (version != self._pace_version and now - self._pace_at > PACE_RECOUNT_SECONDS))
             if stale:
-                self._pace_at = now
+                self._pace_at, self._pace_version = now, version
         if stale:
             self._paces = rest_pace([(planned, self._token_or_none(planned), self._book.interval(planned) or 0.0)
                                      for planned in self._book.targets() if isinstance(planned, GitTarget)

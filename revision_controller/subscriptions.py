@@ -19,6 +19,7 @@ class SubscriptionBook:
         self._subscriptions: dict[FunctionRef, Subscription] = {}
         self._views: dict[FunctionRef, FunctionView] = {}
         self._subscribers: dict[Target, set[FunctionRef]] = {}
+        self._version = 0
 
     def subscribe(self, subscription: Subscription, view: FunctionView) -> set[Target]:
         with self._lock:
@@ -31,6 +32,7 @@ class SubscriptionBook:
                 self._remove(old)
             self._subscriptions[ref] = subscription
             self._subscribers.setdefault(subscription.target, set()).add(ref)
+            self._version += 1
             return {subscription.target} | ({old.target} if old else set())
 
     def unsubscribe(self, ref: FunctionRef) -> set[Target]:
@@ -40,6 +42,7 @@ class SubscriptionBook:
             if old is None:
                 return set()
             self._remove(old)
+            self._version += 1
             return {old.target}
 
     def _remove(self, subscription: Subscription) -> None:
@@ -53,6 +56,13 @@ class SubscriptionBook:
         with self._lock:
             if view.ref in self._subscriptions:
                 self._views[view.ref] = view
+
+    @property
+    def version(self) -> int:
+        """Counts the changes of subscriptions, so that what is derived from all of them is
+        derived again only when it may differ."""
+        with self._lock:
+            return self._version
 
     def interval(self, target: Target) -> float | None:
         """The shortest interval any subscriber asks for; None when nobody subscribes."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from providers.base import RateLimit
-from revision_controller.budgets import MAX_STRETCH, RESERVE, BudgetKey, Budgets, stretch_needed
+from revision_controller.budgets import MAX_STRETCH, RESERVE, BudgetKey, Budgets, Pace, stretch_needed
 
 KEY = BudgetKey.of("api.github.com", "t0k3n")
 HOUR = 3600.0
@@ -44,13 +44,16 @@ def test_a_pace_twice_what_lasts_stretches_intervals_about_twice() -> None:
 
 
 def test_the_stretch_is_measured_against_the_pace_at_the_asked_intervals() -> None:
-    samples = [(0.0, 4000, 1.0), (60.0, 3900, 4.0)]  # 100 a minute stretched by 4: 400 a minute asked
-    needed = stretch_needed(samples, 3900, 5000, HOUR, 60.0)
+    pace = Pace()
+    pace.add(0.0, 4000, 1.0)
+    pace.add(60.0, 3900, 4.0)  # 100 a minute stretched by 4: 400 a minute asked
+    assert (pace.spent, pace.elapsed) == (400, 60.0)
+    needed = stretch_needed(pace.spent, pace.elapsed, 3900, 5000, HOUR, 60.0)
     assert needed == pytest.approx(400 / ((3900 - 500) / 59), rel=0.01)
 
 
 def test_an_empty_budget_stretches_to_the_cap() -> None:
-    assert stretch_needed([(0.0, 600, 1.0), (60.0, 400, 1.0)], 400, 5000, HOUR, 60.0) == MAX_STRETCH
+    assert stretch_needed(200, 60.0, 400, 5000, HOUR, 60.0) == MAX_STRETCH
 
 
 def test_a_new_window_starts_afresh_and_a_past_reset_stretches_nothing() -> None:
@@ -87,5 +90,16 @@ def test_by_host_reports_the_scarcest_credential() -> None:
 
 def test_a_few_seconds_of_spending_stretch_nothing() -> None:
     # 1,000 first reads in ten seconds are no hourly pace.
-    samples = [(0.0, 5000, 1.0), (10.0, 4000, 1.0)]
-    assert stretch_needed(samples, 4000, 5000, HOUR, 10.0) == 1.0
+    assert stretch_needed(1000, 10.0, 4000, 5000, HOUR, 10.0) == 1.0
+
+
+def test_the_pace_forgets_what_left_its_window_and_counts_no_refill() -> None:
+    pace = Pace()
+    for at, left, stretch in ((0.0, 100, 1.0), (10.0, 90, 1.0), (20.0, 85, 2.0), (30.0, 200, 2.0),
+                              (40.0, 195, 1.0)):
+        pace.add(at, left, stretch)
+    assert pace.spent == 10 + 5 * 2 + 0 + 5
+    pace.trim(15.0)  # the first two answers, and the spending up to the third, are older
+    assert (pace.spent, pace.elapsed) == (0 + 5, 20.0)
+    pace.trim(100.0)  # the last answer always stays
+    assert (pace.spent, pace.elapsed, len(pace.samples)) == (0, 0.0, 1)

@@ -10,6 +10,7 @@ import pytest
 
 from providers.base import (GitSource, ImageReference, NotFound, RateLimit, RegistryAuth, Throttled,
                             Unauthorized, Unavailable)
+from providers.github import HeadQuery
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.budgets import MAX_STRETCH, BudgetKey, Budgets
 from revision_controller.cadence import PollOutcome
@@ -248,3 +249,26 @@ def test_first_reads_and_new_heads_are_one_offs_that_do_not_set_the_pace() -> No
     rig.poller.poll(REPO)
     rig.poller.poll(REPO)
     assert seen == [3999, 3996]
+
+
+def test_past_the_ceiling_a_github_poll_joins_the_batch_which_delivers_its_head() -> None:
+    target = GitTarget(GitSource("github", "https://api.github.com", "o/r"), "main", SECRET)
+    book = SubscriptionBook()
+    ref = FunctionRef("ns", "a")
+    book.subscribe(Subscription(ref, target, 1.0, "source"), FunctionView(ref, "uid", "1"))
+    patcher, credentials = FakePatcher(), FakeCredentials()
+    poller = TargetPoller(book, credentials, patcher, FakeEvents(), Metrics(), "core.openfunction.io/v1beta2",
+                          git_factory=lambda source, token: pytest.fail("no REST provider past the ceiling"),
+                          batch_above=30.0)  # one target a second is 60 a minute
+    asked: list = []
+
+    def read(server: str, token: str, queries: list, timeout: float):
+        asked.append((server, token, queries))
+        return {query: "d" * 40 for query in queries}, None
+
+    poller.batcher._read = read
+    assert poller.poll(target) == PollOutcome("ok")
+    assert patcher.applied == []  # not yet: the batch has not been read
+    poller.batcher.flush()
+    assert asked == [("https://api.github.com", "t1", [HeadQuery("o/r", "main")])]
+    assert patcher.applied == [("source", "a", "d" * 40)]

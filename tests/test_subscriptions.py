@@ -61,3 +61,17 @@ def test_functions_by_namespace() -> None:
     book.subscribe(Subscription(other, DEV, 5, "source"), FunctionView(other, "uid", "1"))
     assert book.functions("ns") == {FunctionRef("ns", "a")}
     assert book.functions() == {FunctionRef("ns", "a"), other}
+
+
+def test_the_version_counts_changes_of_subscriptions_only() -> None:
+    book = SubscriptionBook()
+    subscription, view = sub("a", MAIN, 5)
+    book.subscribe(subscription, view)
+    first = book.version
+    book.subscribe(subscription, FunctionView(view.ref, "uid", "2"))  # a new view, the same plan
+    book.refresh(FunctionView(view.ref, "uid", "3"))
+    book.unsubscribe(FunctionRef("ns", "nobody"))
+    assert book.version == first
+    book.subscribe(*sub("a", MAIN, 10))
+    book.unsubscribe(view.ref)
+    assert book.version == first + 2
