@@ -6,6 +6,7 @@ the YAML into a string map, so scalars of any YAML type are taken as their text.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import yaml
@@ -40,6 +41,9 @@ class InvalidParameters(ValueError):
     """The annotation cannot be used; the message names the key and value and what to write."""
 
 
+# Most Functions of a cluster share a few annotations; YAML is slow to parse (150 µs each),
+# and 10,000 Functions are all planned again at every start and re-list.
+@functools.lru_cache(maxsize=4096)
 def parse_params(text: str | None, default_interval: float = DEFAULT_POLLING_INTERVAL) -> Params:
     values = _mapping(text)
     interval = _interval(values.get("polling-interval"), default_interval)
