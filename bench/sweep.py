@@ -5,8 +5,8 @@ Run: .venv/bin/python bench/sweep.py --out bench/scale.png [--interval 20s] [--m
 
 Targets are a tenth of the Functions. Draws the daemon's RSS, CPU per poll, share of a core
 and requests per target per interval against the number of Functions (log x axis), with the
-issue's limits, and marks the first size where one replica no longer keeps up: a whole core,
-or RSS past the limit.
+issue's targets, and marks the first size where one replica no longer keeps up: a whole core,
+or targets polled less often than asked.
 """
 
 from __future__ import annotations
@@ -22,13 +22,16 @@ from scale import GITHUB_REST_LIMIT, Failed, Figures, Scale, as_json, interrupte
 from revision_controller.duration import parse_duration
 
 SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
-RSS_LIMIT_MIB = 150.0
-CORE_LIMIT_PERCENT = 100.0
+RSS_TARGET_MIB = 150.0  # the issue's target at 10,000 Functions, drawn for reference
+CORE_LIMIT_PERCENT = 100.0  # the GIL: one Python process uses one core at most
+COVERAGE_LIMIT = 0.9
 
 
 def one_replica_ends(figures: list[Figures]) -> Figures | None:
-    """The first size at which one replica no longer keeps up."""
-    return next((f for f in figures if f.core_percent >= CORE_LIMIT_PERCENT or f.rss_mib > RSS_LIMIT_MIB), None)
+    """The first size at which one replica no longer keeps up: it needs a whole core, or it
+    polls targets less often than they ask."""
+    return next((f for f in figures if f.core_percent >= CORE_LIMIT_PERCENT
+                 or f.polls_per_target_per_interval < COVERAGE_LIMIT), None)
 
 
 def draw(figures: list[Figures], out: Path) -> None:
@@ -37,7 +40,7 @@ def draw(figures: list[Figures], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = [f.functions for f in figures]
-    panels = [("daemon RSS (MiB)", [f.rss_mib for f in figures], RSS_LIMIT_MIB),
+    panels = [("daemon RSS (MiB)", [f.rss_mib for f in figures], RSS_TARGET_MIB),
               ("CPU per poll (ms)", [f.cpu_ms_per_poll for f in figures], 2.0),
               ("share of one core (%); target at 1m", [f.core_percent for f in figures], 10.0),
               ("requests per target per interval", [f.requests_per_target_per_interval for f in figures], 1.0)]
@@ -47,7 +50,7 @@ def draw(figures: list[Figures], out: Path) -> None:
         axis.plot(sizes, values, marker="o")
         axis.axhline(limit, color="tab:red", linestyle="--", linewidth=1, label=f"target {limit:g}")
         if end is not None:
-            axis.axvline(end.functions, color="tab:gray", linestyle=":", label="one replica ends (a core, or RSS)")
+            axis.axvline(end.functions, color="tab:gray", linestyle=":", label="one replica ends (a core, or polls late)")
         axis.set_ylabel(title, fontsize=8)
         axis.set_xscale("log")
         axis.legend(fontsize=7, loc="upper left")

@@ -22,7 +22,7 @@ from providers.base import RateLimit
 # The pace is measured over this many seconds of recent answers, and not before they
 # span the shorter time: a few seconds say nothing of an hour.
 PACE_WINDOW_SECONDS = 300.0
-MIN_PACE_SPAN_SECONDS = 60.0
+MIN_PACE_SPAN_SECONDS = 30.0
 # Keep this share of the budget in reserve, for Functions created meanwhile and for people.
 RESERVE = 0.1
 MAX_STRETCH = 60.0

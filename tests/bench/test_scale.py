@@ -97,16 +97,17 @@ def test_figures_never_measured_are_null_in_json() -> None:
     assert written["functions"] == 10
 
 
-def sized(functions: int, rss_mib: float, core_percent: float) -> Any:
+def sized(functions: int, rss_mib: float, core_percent: float, polls_per_interval: float = 1.0) -> Any:
     return scale.Figures(functions=functions, targets=functions // 10, interval_s=20, host="git", window_s=40,
                          rss_mib=rss_mib, peak_rss_mib=rss_mib, cpu_ms_per_poll=1.0, core_percent=core_percent,
-                         polls_in_window=functions // 5, requests_per_target_per_interval=1.0)
+                         polls_in_window=functions // 10 * 2 * polls_per_interval,
+                         requests_per_target_per_interval=1.0)
 
 
-def test_one_replica_ends_at_a_whole_core_or_past_the_memory_limit() -> None:
-    assert sweep.one_replica_ends([sized(1000, 90, 5), sized(3000, 160, 20)]).functions == 3000
+def test_one_replica_ends_at_a_whole_core_or_when_it_polls_less_often_than_asked() -> None:
     assert sweep.one_replica_ends([sized(1000, 90, 5), sized(3000, 100, 120)]).functions == 3000
-    assert sweep.one_replica_ends([sized(1000, 90, 5), sized(3000, 100, 20)]) is None
+    assert sweep.one_replica_ends([sized(1000, 90, 5), sized(3000, 100, 20, 0.8)]).functions == 3000
+    assert sweep.one_replica_ends([sized(1000, 90, 5), sized(3000, 400, 20)]) is None
 
 
 def test_the_sweep_draws_a_png(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from revision_controller.budgets import MIN_PACE_SPAN_SECONDS
 from revision_controller.testing import ApiServer
 from revision_controller.testing.forge import Forge, ForgeRepository
 from revision_controller.testing.gitee import GiteeServer
@@ -188,7 +189,9 @@ def test_a_budget_that_would_run_out_stretches_the_interval_and_says_so(
         private_function(functions, host, "thrifty")
         daemon = start_daemon()
         # One request a second against 40 a minute: the budget lasts only if polls are stretched.
-        (told,) = wait_for(lambda: events(apiserver, "RateLimited", "thrifty"), FIRST_POLL + 10, "RateLimited")
+        # The pace is judged once answers span MIN_PACE_SPAN_SECONDS, not before.
+        (told,) = wait_for(lambda: events(apiserver, "RateLimited", "thrifty"),
+                           FIRST_POLL + MIN_PACE_SPAN_SECONDS + 10, "RateLimited")
         assert "instead of 1s" in told["message"]
         stretch = metric(daemon, "revision_controller_interval_stretch_ratio",
                          host=f"127.0.0.1:{host.server.port}")

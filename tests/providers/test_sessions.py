@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import respx
 
-from providers import gitee, github, gitlab, open_provider, parse_source, registry, smarthttp
+from providers import open_provider, parse_source, registry
 from providers.sessions import SharedClients, cookieless
 
 
@@ -26,21 +26,24 @@ def test_a_client_is_opened_once_per_key_and_closed_with_the_last_lease() -> Non
 
 
 def test_providers_of_one_host_and_credential_share_one_client() -> None:
-    providers = [open_provider(parse_source("github", f"https://github.com/o/r{n}"), "t1") for n in range(3)]
-    providers += [open_provider(parse_source("gitlab", f"https://gitlab.com/g/r{n}"), token)
+    github_same = [open_provider(parse_source("github", f"https://github.com/o/r{n}"), "t1") for n in range(2)]
+    github_other = open_provider(parse_source("github", "https://github.com/o/r"), "t2")
+    gitlab_two = [open_provider(parse_source("gitlab", f"https://gitlab.com/g/r{n}"), token)
                   for n, token in enumerate(("a", "b"))]
-    providers += [open_provider(parse_source("gitee", f"https://gitee.com/o/r{n}"), "t") for n in range(2)]
-    providers += [open_provider(parse_source("git", f"https://git.example/r{n}.git"), None) for n in range(2)]
-    providers += [registry.Provider("ghcr.io", None, False), registry.Provider("quay.io", None, False)]
+    gitee_two = [open_provider(parse_source("gitee", f"https://gitee.com/o/r{n}"), "t") for n in range(2)]
+    git_two = [open_provider(parse_source("git", f"https://git.example/r{n}.git"), None) for n in range(2)]
+    registries = [registry.Provider("ghcr.io", None, False), registry.Provider("quay.io", None, False)]
+    opened = [*github_same, github_other, *gitlab_two, *gitee_two, *git_two, *registries]
     try:
-        assert len(github._CLIENTS) == 1  # one token
-        assert len(gitlab._CLIENTS) == 1  # tokens go in each request, not in the client
-        assert len(gitee._CLIENTS) == len(smarthttp._CLIENTS) == len(registry._CLIENTS) == 1
+        assert github_same[0]._github is github_same[1]._github is not github_other._github
+        assert gitlab_two[0]._gitlab is gitlab_two[1]._gitlab  # tokens go in each request
+        assert gitee_two[0]._client is gitee_two[1]._client
+        assert git_two[0]._remote._client is git_two[1]._remote._client
+        assert registries[0]._client is registries[1]._client
     finally:
-        for provider in providers:
+        for provider in opened:
             provider.close()
-    assert len(github._CLIENTS) == len(gitlab._CLIENTS) == len(gitee._CLIENTS) == 0
-    assert len(smarthttp._CLIENTS) == len(registry._CLIENTS) == 0
+    assert github_same[0]._lease._owner is None  # closed: its lease has ended
 
 
 def test_a_shared_client_keeps_no_cookie_from_one_target_for_another() -> None:
