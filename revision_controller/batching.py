@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from providers import RateLimit
+from providers import RateLimit, reads_over_git
 from providers.base import DEFAULT_TIMEOUT_SECONDS, ProviderError
 from providers.github import HeadQuery, read_heads
+from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import GitTarget
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,12 @@ class _Key:
         return f"_Key({self.server!r})"
 
 
+# The planned pace is summed anew this often (a Secret may have changed), and at most this
+# often while Functions come and go (as when a start lists them all).
+PACE_REFRESH_SECONDS = 30.0
+PACE_RECOUNT_SECONDS = 1.0
+
+
 def rest_pace(targets: Sequence[tuple[GitTarget, str | None, float]]) -> dict[tuple[str, str], float]:
     """Planned REST requests a minute per (API server, token), for GitHub targets read with a
     token; `targets` are (target, token, interval in seconds)."""
@@ -50,6 +57,36 @@ def rest_pace(targets: Sequence[tuple[GitTarget, str | None, float]]) -> dict[tu
             key = (target.source.server, token)
             pace[key] = pace.get(key, 0.0) + 60.0 / interval
     return pace
+
+
+class Ceiling:
+    """Which GitHub targets to batch: those of a token whose targets, at their intervals,
+    would make more REST requests a minute than `per_minute`."""
+
+    def __init__(self, book: SubscriptionBook, token_of: Callable[[GitTarget], str | None],
+                 per_minute: float) -> None:
+        self._book = book
+        self._token_of = token_of
+        self._per_minute = per_minute
+        self._lock = threading.Lock()
+        self._paces: dict[tuple[str, str], float] = {}
+        self._summed_at = -PACE_REFRESH_SECONDS
+        self._version = -1
+
+    def exceeded(self, target: GitTarget, token: str) -> bool:
+        if target.source.repo_type != "github" or reads_over_git(target.source, token):
+            return False
+        now, version = time.monotonic(), self._book.version
+        with self._lock:
+            stale = (now - self._summed_at > PACE_REFRESH_SECONDS
+                     or (version != self._version and now - self._summed_at > PACE_RECOUNT_SECONDS))
+            if stale:
+                self._summed_at, self._version = now, version
+        if stale:
+            self._paces = rest_pace([(planned, self._token_of(planned), self._book.interval(planned) or 0.0)
+                                     for planned in self._book.targets() if isinstance(planned, GitTarget)
+                                     and planned.source.repo_type == "github"])
+        return self._paces.get((target.source.server, token), 0.0) > self._per_minute
 
 
 class HeadBatcher:

@@ -193,7 +193,7 @@ class Daemon:
         after its ten-minute back-off."""
         while not self.stopping.wait(MEND_SECONDS):
             try:
-                for target in self.poller.mended(time.monotonic()):
+                for target in self.poller.refusals.mended(time.monotonic()):
                     log.info("the Secret of %s changed: polling it now", target.describe())
                     self.scheduler.wake(target)
             except Exception:  # a bug here must not stop the loop, nor go unseen

@@ -10,7 +10,6 @@ limits servers report feed the credential's budget.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -19,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from providers import (GitProvider, GitSource, ImageProvider, NotFound, ProviderError, RateLimit,
-                       RegistryAuth, Throttled, endpoint, open_provider, open_registry, reads_over_git)
-from revision_controller.batching import DEFAULT_CEILING_PER_MINUTE, HeadBatcher, rest_pace
+                       RegistryAuth, Throttled, endpoint, open_provider, open_registry)
+from revision_controller.batching import DEFAULT_CEILING_PER_MINUTE, Ceiling, HeadBatcher
 from revision_controller.budgets import BudgetKey, Budgets
 from revision_controller.cadence import PollOutcome
 from revision_controller.credentials import CredentialsError, CredentialStore
@@ -29,6 +28,7 @@ from revision_controller.events import WARNING, EventRecorder
 from revision_controller.function import FunctionRef
 from revision_controller.metrics import Metrics
 from revision_controller.patching import StatusPatcher, involved
+from revision_controller.refusals import Refusals
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import GitTarget, ImageTarget, Target
 
@@ -40,12 +40,7 @@ RegistryFactory = Callable[[str, RegistryAuth | None, bool], ImageProvider]
 
 P = TypeVar("P", GitProvider, ImageProvider)
 
-# The planned REST pace of each token is summed anew this often (a Secret may have changed),
-# and at most this often while Functions come and go (as when a start lists them all).
-PACE_REFRESH_SECONDS = 30.0
-PACE_RECOUNT_SECONDS = 1.0
-# A target refused for its credentials has its Secret read again at least this often.
-RECHECK_SECONDS = 30.0
+
 
 
 @dataclass
@@ -65,14 +60,6 @@ class _Failure:
 
     message: str
     told: set[FunctionRef] = field(default_factory=set)
-
-
-@dataclass
-class _Refusal:
-    """A target failing for good with these credentials: what they were, and when to look again."""
-
-    fingerprint: str
-    next_check: float
 
 
 class _Batched(Exception):
@@ -107,11 +94,8 @@ class TargetPoller:
         self._failures: dict[Target, _Failure] = {}
         self._budget_keys: dict[Target, BudgetKey] = {}
         self._stretch_told: dict[FunctionRef, float] = {}
-        self._refused: dict[Target, _Refusal] = {}
-        self._batch_above = batch_above
-        self._paces: dict[tuple[str, str], float] = {}
-        self._pace_at = -PACE_REFRESH_SECONDS
-        self._pace_version = -1
+        self.refusals = Refusals(credentials, book.interval)
+        self._ceiling = Ceiling(book, self._token_or_none, batch_above)
         self.batcher = HeadBatcher(self._delivered)
 
     def poll(self, target: Target) -> PollOutcome:
@@ -155,23 +139,6 @@ class TargetPoller:
                           target.describe(), error)
         self._tell_stretch(target)
 
-    def mended(self, now: float) -> list[Target]:
-        """Targets that failed for good with credentials from a Secret which has changed since:
-        they are worth polling at once. Each Secret is read at most once per its target's
-        interval (and at least every 30 s), never the provider."""
-        with self._lock:
-            due = [(target, refusal) for target, refusal in self._refused.items() if refusal.next_check <= now]
-        mended = []
-        for target, refusal in due:
-            self._credentials.forget(target.credentials)
-            if self._fingerprint(target) != refusal.fingerprint:
-                mended.append(target)
-                with self._lock:
-                    self._refused.pop(target, None)
-            else:
-                refusal.next_check = now + min(self._book.interval(target) or RECHECK_SECONDS, RECHECK_SECONDS)
-        return mended
-
     def stretch(self, target: Target) -> float:
         """How much longer than its interval `target` is polled, so that its budget lasts."""
         with self._lock:
@@ -183,7 +150,7 @@ class TargetPoller:
             connection = self._connections.pop(target, None)
             self._failures.pop(target, None)
             self._budget_keys.pop(target, None)
-            self._refused.pop(target, None)
+        self.refusals.cleared(target)
         self._metrics.forget_target(target.describe())
         if connection:
             connection.provider.close()
@@ -191,7 +158,7 @@ class TargetPoller:
     def _head(self, target: GitTarget) -> str:
         token = self._credentials.token(target.credentials)
         key = self._budget_key(target, BudgetKey.of(endpoint(target.source, token), token))
-        if token and self._batched(target, token):
+        if token and self._ceiling.exceeded(target, token):
             self.batcher.submit(target, token, target.branch)
             raise _Batched
         connection = self._connect(target, token, lambda: self._git_factory(target.source, token))
@@ -238,22 +205,6 @@ class TargetPoller:
             stale.provider.close()
         return connection
 
-    def _batched(self, target: GitTarget, token: str) -> bool:
-        """Whether the target's token plans more REST requests a minute than the ceiling."""
-        if target.source.repo_type != "github" or reads_over_git(target.source, token):
-            return False
-        now, version = time.monotonic(), self._book.version
-        with self._lock:
-            stale = (now - self._pace_at > PACE_REFRESH_SECONDS
-                     or (version != self._pace_version and now - self._pace_at > PACE_RECOUNT_SECONDS))
-            if stale:
-                self._pace_at, self._pace_version = now, version
-        if stale:
-            self._paces = rest_pace([(planned, self._token_or_none(planned), self._book.interval(planned) or 0.0)
-                                     for planned in self._book.targets() if isinstance(planned, GitTarget)
-                                     and planned.source.repo_type == "github"])
-        return self._paces.get((target.source.server, token), 0.0) > self._batch_above
-
     def _token_or_none(self, target: GitTarget) -> str | None:
         try:
             return self._credentials.token(target.credentials)
@@ -293,22 +244,8 @@ class TargetPoller:
             return PollOutcome("transient", error.retry_after)
         permanent = isinstance(error, CredentialsError) or getattr(error, "permanent", False)
         if permanent and target.credentials is not None:
-            refusal = _Refusal(self._fingerprint(target), time.monotonic())
-            with self._lock:
-                self._refused[target] = refusal
+            self.refusals.refused(target, time.monotonic())
         return PollOutcome("permanent" if permanent else "transient")
-
-    def _fingerprint(self, target: Target) -> str:
-        """What the target's Secret gives now, as a digest: a token, a registry auth, or an error."""
-        try:
-            if isinstance(target, GitTarget):
-                credential = repr(self._credentials.token(target.credentials))
-            else:
-                auth = self._credentials.registry_auth(target.credentials, target.reference.registry)
-                credential = repr((auth.username, auth.password) if auth else None)
-        except Exception as error:  # a Secret that cannot be read is a state like any other
-            credential = f"{type(error).__name__}: {error}"
-        return hashlib.sha256(credential.encode()).hexdigest()
 
     def _tell_stretch(self, target: Target) -> None:
         """Say once per Function that a budget stretches its interval, and again only when the
@@ -348,6 +285,6 @@ class TargetPoller:
     def _recovered(self, target: Target) -> None:
         with self._lock:
             was_failing = self._failures.pop(target, None) is not None
-            self._refused.pop(target, None)
+        self.refusals.cleared(target)
         if was_failing:
             log.info("polling %s works again", target.describe())

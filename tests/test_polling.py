@@ -228,11 +228,11 @@ def test_a_budget_running_out_stretches_the_interval_and_says_so_once() -> None:
 def test_a_target_refused_for_its_credentials_is_mended_when_its_secret_changes() -> None:
     rig = setup(REPO, ("a", "source"), answers=[Unauthorized("refused"), "c1"])
     assert rig.poller.poll(REPO) == PollOutcome("permanent")
-    assert rig.poller.mended(time.monotonic()) == []  # the same token: nothing to gain
-    assert rig.poller.mended(time.monotonic() + 0.5) == []  # not read again before its interval
+    assert rig.poller.refusals.mended(time.monotonic()) == []  # the same token: nothing to gain
+    assert rig.poller.refusals.mended(time.monotonic() + 0.5) == []  # not read again before its interval
     rig.credentials.token_value = "t2"
-    assert rig.poller.mended(time.monotonic() + 1.0) == [REPO]
-    assert rig.poller.mended(time.monotonic() + 2.0) == []  # told once
+    assert rig.poller.refusals.mended(time.monotonic() + 1.0) == [REPO]
+    assert rig.poller.refusals.mended(time.monotonic() + 2.0) == []  # told once
     assert rig.poller.poll(REPO) == PollOutcome("ok")
 
 
