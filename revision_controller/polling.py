@@ -100,20 +100,20 @@ class TargetPoller:
 
     def poll(self, target: Target) -> PollOutcome:
         if not self._may_act():
-            return PollOutcome("ok")
+            return PollOutcome.OK
         provider = target.source.repo_type if isinstance(target, GitTarget) else "registry"
         started = time.monotonic()
         try:
             observed = self._head(target) if isinstance(target, GitTarget) else self._digest(target)
         except _Paused as paused:
-            return PollOutcome("deferred", paused.seconds)
+            return PollOutcome.deferred(paused.seconds)
         except _Batched:
-            return PollOutcome("ok")  # the batch delivers the head, or the error, in a moment
+            return PollOutcome.OK  # the batch delivers the head, or the error, in a moment
         except Exception as error:  # any error is this target's, never the scheduler's
             self._metrics.polled(provider, target.describe(), False, time.monotonic() - started)
             return self._poll_failed(target, provider, error)
         self._observed(target, provider, observed, time.monotonic() - started)
-        return PollOutcome("ok")
+        return PollOutcome.OK
 
     def _delivered(self, target: GitTarget, answer: str | ProviderError, rate_limit: RateLimit | None,
                    seconds: float) -> None:
@@ -245,7 +245,7 @@ class TargetPoller:
         permanent = isinstance(error, CredentialsError) or getattr(error, "permanent", False)
         if permanent and target.credentials is not None:
             self.refusals.refused(target, time.monotonic())
-        return PollOutcome("permanent" if permanent else "transient")
+        return PollOutcome.PERMANENT if permanent else PollOutcome.TRANSIENT
 
     def _tell_stretch(self, target: Target) -> None:
         """Say once per Function that a budget stretches its interval, and again only when the
