@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 
 .PHONY: test demo install registry git bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -46,7 +46,6 @@ test: $(BIN)/.installed registry git
 BENCH_ARGS ?=
 SWEEP_ARGS ?= --interval 20s
 bench: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 	$(BIN)/python bench/sweep.py --out bench/scale.png $(SWEEP_ARGS)
 
