@@ -9,6 +9,7 @@ from providers import gitee, git, github, gitlab, registry
 from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, ImageProvider,
                             ImageReference, InvalidSource, NotFound, ProviderError, RateLimit,
                             RegistryAuth, Throttled, Unauthorized, Unavailable)
+from providers.base import redact
 from providers.registry import auth_for, parse_reference
 
 _MODULES: dict[str, ModuleType] = {"github": github, "gitlab": gitlab, "gitee": gitee, "git": git}
@@ -24,7 +25,12 @@ def parse_source(repo_type: str, url: str, *, base_url: str = "", project_id: st
     module = _MODULES.get(repo_type)
     if module is None:
         raise InvalidSource(f"unknown repo-type {repo_type!r}: use one of {', '.join(REPO_TYPES)}")
-    return module.parse_source(url, base_url=base_url, project_id=project_id, auth_type=auth_type)
+    try:
+        return module.parse_source(url, base_url=base_url, project_id=project_id, auth_type=auth_type)
+    except ValueError as error:  # urllib's own, e.g. "Invalid IPv6 URL" for an unbalanced bracket
+        raise InvalidSource(f"URL {redact(url)!r} or base-url {redact(base_url)!r} cannot be read "
+                            f"({error}): write the repository's https URL, e.g. "
+                            "https://github.com/OWNER/REPO") from None
 
 
 def reads_over_git(source: GitSource, token: str | None) -> bool:

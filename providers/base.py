@@ -61,7 +61,10 @@ class GitSource:
 
 def redact(url: str) -> str:
     """The URL without any user or password written into it, safe to show."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # an unbalanced IPv6 bracket: show only what cannot carry a password
+        return "(a URL that cannot be read)" if "@" in url else url.strip()
     if "@" not in parts.netloc or not parts.scheme:
         return url.strip()
     host = parts.netloc.rsplit("@", 1)[1]

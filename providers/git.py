@@ -26,6 +26,11 @@ def parse_source(url: str, *, base_url: str = "", project_id: str = "",
         raise InvalidSource(f"URL {redact(url)!r} is not an http(s) URL: the git repo-type reads "
                             "repositories over HTTP(S) only, not ssh: write the https clone URL, "
                             "e.g. https://git.example.com/OWNER/REPO.git")
+    try:
+        parts.port  # a port that is not a number, or past 65535, raises here
+    except ValueError:
+        raise InvalidSource(f"URL {redact(url)!r} has an invalid port: write the https clone URL, "
+                            "e.g. https://git.example.com:8443/OWNER/REPO.git") from None
     clone_url = normalise(url)
     return GitSource(repo_type="git", server="", repository=clone_url, clone_url=clone_url)
 

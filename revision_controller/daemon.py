@@ -24,14 +24,14 @@ from kubernetes.config import ConfigException
 
 from revision_controller.batching import DEFAULT_CEILING_PER_MINUTE
 from revision_controller.credentials import CredentialStore
-from revision_controller.events import EventRecorder
+from revision_controller.events import WARNING, EventRecorder
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.kube import FunctionsApi, api_client
 from revision_controller.leadership import LeaderElector, LeaseConfig
 from revision_controller.metrics import Metrics
 from revision_controller.params import DEFAULT_POLLING_INTERVAL
 from revision_controller.patching import StatusPatcher, involved
-from revision_controller.planning import Notice, plan_function
+from revision_controller.planning import Notice, Plan, plan_function
 from revision_controller.polling import TargetPoller
 from revision_controller.probes import (Check, EndpointServer, Routes, metrics_route, parse_address,
                                         probe_routes)
@@ -83,7 +83,13 @@ class Controller:
         self._notices: dict[FunctionRef, Notice] = {}
 
     def changed(self, view: FunctionView) -> None:
-        plan = plan_function(view, self._config.default_polling_interval)
+        try:
+            plan = plan_function(view, self._config.default_polling_interval)
+        except Exception as error:  # a bug, which must cost this Function only, never the watch
+            log.exception("planning Function %s failed", view.ref)
+            plan = Plan(notice=Notice(WARNING, "InvalidParameters",
+                                      f"this Function could not be planned ({type(error).__name__}), a bug "
+                                      "in the revision controller: please report it with its log"))
         if plan.subscription:
             changed = self._book.subscribe(plan.subscription, view)
             self._replan(changed)

@@ -7,7 +7,13 @@ import re
 _UNIT_SECONDS: dict[str, float] = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
 }
+# Go keeps durations in int64 nanoseconds: about 292 years.
+MAX_SECONDS = (2**63 - 1) / 1e9
 _PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+class DurationTooLong(ValueError):
+    """The duration is well formed but past what Go can hold."""
 
 
 def parse_duration(text: str) -> float:
@@ -31,6 +37,8 @@ def parse_duration(text: str) -> float:
         position = part.end()
     if position != len(body):
         raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 30s, 1m, 1h30m, 500ms")
+    if total > MAX_SECONDS:
+        raise DurationTooLong(f"invalid duration {text!r}: longer than Go's limit of about 292 years")
     return sign * total
 
 

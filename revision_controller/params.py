@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from revision_controller.duration import parse_duration
+from revision_controller.duration import DurationTooLong, parse_duration
 
 SWITCH_ANNOTATION = "openfunction.io/revision-controller"
 PARAMS_ANNOTATION = "openfunction.io/revision-controller-params"
@@ -23,6 +23,8 @@ AUTH_TYPES = ("PrivateToken", "OAuthToken", "JobToken")
 KNOWN_KEYS = ("type", "polling-interval", "repo-type", "base-url", "auth-type", "project-id",
               "insecure-registry")
 DEFAULT_POLLING_INTERVAL = 5.0
+# A handful of short keys fit in a few hundred bytes; anything far longer is not parameters.
+MAX_PARAMS_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ def parse_params(text: str | None, default_interval: float = DEFAULT_POLLING_INT
 def _mapping(text: str | None) -> dict[str, str]:
     if text is None or not text.strip():
         return {}
+    size = len(text.encode())
+    if size > MAX_PARAMS_BYTES:
+        raise InvalidParameters(f"{PARAMS_ANNOTATION} is {size} bytes long, more than parameters ever "
+                                f"need ({MAX_PARAMS_BYTES}): write a mapping such as "
+                                f"'type: source\\npolling-interval: 1m'")
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -73,6 +80,12 @@ def _mapping(text: str | None) -> dict[str, str]:
         raise InvalidParameters(
             f"{PARAMS_ANNOTATION} is not valid YAML{at}: write a mapping such as "
             f"'type: source\\npolling-interval: 1m'") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as error:
+        # PyYAML's constructors raise these for tags it cannot honour (`!!int 1s`,
+        # `!!timestamp x`) and its composer for nesting too deep.
+        raise InvalidParameters(
+            f"{PARAMS_ANNOTATION} cannot be read ({type(error).__name__}: a YAML tag or nesting it "
+            f"cannot honour): write plain values, e.g. 'polling-interval: 1m'") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -84,7 +97,7 @@ def _mapping(text: str | None) -> dict[str, str]:
 
 def _scalar(key: str, value: object) -> str:
     if isinstance(value, (dict, list)):
-        raise InvalidParameters(f"parameter {key} must be a single value, got {value!r}")
+        raise InvalidParameters(f"parameter {key} must be a single value, got a {type(value).__name__}")
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -106,6 +119,9 @@ def _interval(value: str | None, default: float) -> float:
         return default
     try:
         seconds = parse_duration(value)
+    except DurationTooLong:
+        raise InvalidParameters(f"polling-interval {value!r} is longer than a Go duration can be "
+                                f"(about 292 years): write e.g. 1h") from None
     except ValueError:
         raise InvalidParameters(
             f"polling-interval {value!r} is not a duration: write a number with a unit, "

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from revision_controller import daemon as daemon_module
 from revision_controller.daemon import Controller, DaemonConfig
 from revision_controller.events import InvolvedFunction
 from revision_controller.function import FunctionRef, view_of
@@ -108,3 +109,19 @@ def test_a_resync_forgets_functions_deleted_while_away() -> None:
     control.resynced(None, [fn("kept", repo="o/kept", rv="9")])
     assert book.functions() == {FunctionRef("ns", "kept")}
     assert ("o/gone", None) in plans.plans
+
+
+def test_a_function_whose_planning_fails_gets_its_own_event_and_the_others_go_on(monkeypatch) -> None:
+    control, events, plans, book = controller()
+    real = daemon_module.plan_function
+
+    def planner(view, interval):
+        if view.ref.name == "bad":
+            raise RecursionError("too deep")
+        return real(view, interval)
+
+    monkeypatch.setattr(daemon_module, "plan_function", planner)
+    control.changed(fn("bad"))
+    control.changed(fn("good", "polling-interval: 1m"))
+    assert events.seen == [("ns/bad", "Warning", "InvalidParameters")]
+    assert plans.plans == [("o/r", 60)]

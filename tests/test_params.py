@@ -54,3 +54,22 @@ def test_bad_values_are_named_in_the_error(text: str, named: str) -> None:
     with pytest.raises(InvalidParameters) as raised:
         parse_params(text)
     assert named in str(raised.value)
+
+
+@pytest.mark.parametrize("text", [
+    "polling-interval: " + "[" * 3000 + "1s" + "]" * 3000,
+    "polling-interval: !!int 1s", "polling-interval: !!bool 1s", "polling-interval: !!timestamp x",
+    "polling-interval: !!python/name:os.system ''", "a: " + "x" * 9000,
+    "polling-interval: 99999999999999999999h",
+    "polling-interval: {a: {b: [1, 2]}}",
+])
+def test_hostile_parameters_are_invalid_parameters_and_nothing_else(text: str) -> None:
+    with pytest.raises(InvalidParameters) as caught:
+        parse_params(text)
+    assert len(str(caught.value)) < 500  # the message names the problem; it does not echo the input
+
+
+def test_the_longest_go_duration_is_taken_and_one_past_it_is_not() -> None:
+    assert parse_params("polling-interval: 2562047h").polling_interval == 2562047 * 3600
+    with pytest.raises(InvalidParameters, match="292 years"):
+        parse_params("polling-interval: 2562048h")

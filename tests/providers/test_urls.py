@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+import providers
 from providers.base import InvalidSource
 from providers.urls import clone_url, normalise_clone_url, parse_repository_url
 
@@ -44,3 +45,12 @@ def test_clone_url_joins_origin_and_path_with_git_suffix(origin: str, path: str,
 def test_parsing_remembers_whether_the_url_said_git(url: str, suffix: str) -> None:
     parsed = parse_repository_url(url, example=EXAMPLE)
     assert (parsed.path, parsed.suffix) == ("o/r", suffix)
+
+
+@pytest.mark.parametrize("url", ["http://[::1:8080/x", "https://user:pw-do-not-show@[fe80::1%25/a/b",
+                                 "http://]/a/b", "http://host:1 2/x", "http://host:99999/x"])
+@pytest.mark.parametrize("repo_type", ["git", "github", "gitlab", "gitee"])
+def test_urls_that_urllib_cannot_read_are_invalid_sources_that_show_no_password(repo_type: str, url: str) -> None:
+    with pytest.raises(InvalidSource) as caught:
+        providers.parse_source(repo_type, url)
+    assert "pw-do-not-show" not in str(caught.value)
