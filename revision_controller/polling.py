@@ -25,7 +25,7 @@ from revision_controller.cadence import PollOutcome
 from revision_controller.credentials import CredentialsError, CredentialStore
 from revision_controller.duration import format_duration
 from revision_controller.events import WARNING, EventRecorder
-from revision_controller.function import FunctionRef
+from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.metrics import Metrics
 from revision_controller.patching import StatusPatcher, involved
 from revision_controller.refusals import Refusals
@@ -131,13 +131,14 @@ class TargetPoller:
     def _observed(self, target: Target, provider: str, observed: str, seconds: float) -> None:
         self._metrics.polled(provider, target.describe(), True, seconds)
         self._recovered(target)
-        for subscription, view in self._book.subscribers(target):
+        subscribers = self._book.subscribers(target)
+        for subscription, view in subscribers:
             try:
                 self._patcher.apply(subscription.type, view, observed)
             except Exception as error:  # one Function never stops the others
                 log.error("could not update Function %s after polling %s: %s", view.ref,
                           target.describe(), error)
-        self._tell_stretch(target)
+        self._tell_stretch(target, [view for _, view in subscribers])
 
     def stretch(self, target: Target) -> float:
         """How much longer than its interval `target` is polled, so that its budget lasts."""
@@ -247,12 +248,12 @@ class TargetPoller:
             self.refusals.refused(target, time.monotonic())
         return PollOutcome.PERMANENT if permanent else PollOutcome.TRANSIENT
 
-    def _tell_stretch(self, target: Target) -> None:
+    def _tell_stretch(self, target: Target, subscribers: list[FunctionView]) -> None:
         """Say once per Function that a budget stretches its interval, and again only when the
         ratio has since doubled or halved, or ended."""
         stretch = self.stretch(target)
         interval = self._book.interval(target)
-        for _, view in self._book.subscribers(target):
+        for view in subscribers:
             with self._lock:
                 told = self._stretch_told.get(view.ref, 1.0)
                 if told / 2 < stretch < told * 2 and (stretch > 1.0) == (told > 1.0):
