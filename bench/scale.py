@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -364,7 +364,7 @@ class RequestClock:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="request-clock", daemon=True)
 
-    def __enter__(self) -> RequestClock:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -386,7 +386,7 @@ class RequestClock:
     def per_second(self, start: float, end: float) -> list[int]:
         seconds = int(end - start)
         counts = [self.count_at(start + second) for second in range(seconds + 1)]
-        return [later - earlier for earlier, later in zip(counts, counts[1:])]
+        return [later - earlier for earlier, later in itertools.pairwise(counts)]
 
 
 class Failed(RuntimeError):
@@ -626,7 +626,8 @@ def table(figures: Figures) -> str:
     rows = [(goal.what, goal.shown, goal.target, {True: "pass", False: "FAIL", None: "n/a"}[goal.met])
             for goal in goals(figures)]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    lines = [title] + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [title] + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                       for row in rows]
     requests = [f"host requests before the window: {_kinds(f.startup_requests)}",
                 f"host requests in the window: {_kinds(f.window_requests)}"]
     if f.undetected_repositories:

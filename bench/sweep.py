@@ -17,9 +17,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from scale import GITHUB_REST_LIMIT, Failed, Figures, Scale, as_json, interrupted_by_sigterm, run, table
-
 from revision_controller.duration import parse_duration
+from scale import GITHUB_REST_LIMIT, Failed, Figures, Scale, as_json, interrupted_by_sigterm, run, table
 
 SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
 RSS_TARGET_MIB = 150.0  # the target at 10,000 Functions, drawn for reference
@@ -46,11 +45,12 @@ def draw(figures: list[Figures], out: Path) -> None:
               ("requests per target per interval", [f.requests_per_target_per_interval for f in figures], 1.0)]
     fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(7, 2.4 * len(panels)))
     end = one_replica_ends(figures)
-    for axis, (title, values, limit) in zip(axes, panels):
+    for axis, (title, values, limit) in zip(axes, panels, strict=True):
         axis.plot(sizes, values, marker="o")
         axis.axhline(limit, color="tab:red", linestyle="--", linewidth=1, label=f"target {limit:g}")
         if end is not None:
-            axis.axvline(end.functions, color="tab:gray", linestyle=":", label="one replica ends (a core, or polls late)")
+            axis.axvline(end.functions, color="tab:gray", linestyle=":",
+                         label="one replica ends (a core, or polls late)")
         axis.set_ylabel(title, fontsize=8)
         axis.set_xscale("log")
         axis.legend(fontsize=7, loc="upper left")

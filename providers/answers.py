@@ -10,6 +10,7 @@ Pure: no I/O; `now` is passed in.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,8 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeGuard
 
 from providers.base import ProviderError, RateLimit
-from providers.failures import (DEFAULT_PAUSE_SECONDS, Asked, Subject, bad_answer, for_status,
-                                no_default_branch)
+from providers.failures import DEFAULT_PAUSE_SECONDS, Asked, Subject, bad_answer, for_status, no_default_branch
 
 GITHUB_PREFIX = "x-ratelimit-"
 GITLAB_PREFIX = "ratelimit-"
@@ -115,7 +115,7 @@ def _number(value: str | None) -> float | None:
         number = float(value.strip())
     except ValueError:
         return None
-    return number if number == number and abs(number) != float("inf") else None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)

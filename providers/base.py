@@ -162,7 +162,7 @@ class GitProvider(abc.ABC):
     def default_branch(self) -> str:
         """The repository's default branch name."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op unless the provider holds connections
         """Release connections; the provider is not used afterwards."""
 
 
@@ -205,5 +205,5 @@ class ImageProvider(abc.ABC):
     def digest(self, reference: ImageReference) -> str:
         """The manifest digest (`sha256:...`) the registry reports for the reference's tag."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op unless the provider holds connections
         """Release connections; the provider is not used afterwards."""

@@ -11,8 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from providers.base import (GitSource, MissingBranch, NotFound, ProviderError, Throttled, Unauthorized, Unavailable,
-                            redact)
+from providers.base import (
+    GitSource,
+    MissingBranch,
+    NotFound,
+    ProviderError,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+    redact,
+)
 
 _TOKEN_HINT = "needs a token in the credentials Secret"
 DEFAULT_PAUSE_SECONDS = 60.0  # when a rate-limited answer says nothing of how long

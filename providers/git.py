@@ -10,8 +10,15 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from providers import smarthttp
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource,
-                            MissingBranch, NotFound, redact)
+from providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    GitProvider,
+    GitSource,
+    InvalidSource,
+    MissingBranch,
+    NotFound,
+    redact,
+)
 from providers.failures import Subject, no_default_branch
 
 _BRANCHES = "refs/heads/"
@@ -27,7 +34,7 @@ def parse_source(url: str, *, base_url: str = "", project_id: str = "",
                             "repositories over HTTP(S) only, not ssh: write the https clone URL, "
                             "e.g. https://git.example.com/OWNER/REPO.git")
     try:
-        parts.port  # a port that is not a number, or past 65535, raises here
+        _ = parts.port  # a port that is not a number, or past 65535, raises here
     except ValueError:
         raise InvalidSource(f"URL {redact(url)!r} has an invalid port: write the https clone URL, "
                             "e.g. https://git.example.com:8443/OWNER/REPO.git") from None

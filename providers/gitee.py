@@ -13,10 +13,17 @@ from urllib.parse import quote
 
 import httpx
 
-from providers.answers import (GITHUB_PREFIX, ETags, Headers, commit_sha, default_branch_in, for_answer,
-                               from_json, rate_limit)
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError,
-                            verifying_tls)
+from providers.answers import (
+    GITHUB_PREFIX,
+    ETags,
+    Headers,
+    commit_sha,
+    default_branch_in,
+    for_answer,
+    from_json,
+    rate_limit,
+)
+from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError, verifying_tls
 from providers.failures import Subject, timed_out, unreachable
 from providers.sessions import SharedClients, cookieless
 from providers.urls import clone_url, normalise_base_url, owner_and_repo

@@ -21,16 +21,44 @@ import httpx
 import requests
 from github import Auth, Github
 
-from providers.answers import (GITHUB_PREFIX, ETags, Headers, commit_sha, default_branch_in,
-                               for_answer, from_json, is_commit_sha, pause_seconds, rate_limit)
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, MissingBranch,
-                            NotFound, ProviderError, RateLimit, Throttled, Unauthorized, Unavailable,
-                            verifying_tls)
-from providers.failures import (Batch, Subject, bad_answer, no_commits, no_default_branch, throttled,
-                                timed_out, unreachable)
+from providers.answers import (
+    GITHUB_PREFIX,
+    ETags,
+    Headers,
+    commit_sha,
+    default_branch_in,
+    for_answer,
+    from_json,
+    is_commit_sha,
+    pause_seconds,
+    rate_limit,
+)
+from providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    GitProvider,
+    GitSource,
+    InvalidSource,
+    MissingBranch,
+    NotFound,
+    ProviderError,
+    RateLimit,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+    verifying_tls,
+)
+from providers.failures import (
+    Batch,
+    Subject,
+    bad_answer,
+    no_commits,
+    no_default_branch,
+    throttled,
+    timed_out,
+    unreachable,
+)
 from providers.sessions import SharedClients
-from providers.urls import (RepositoryURL, clone_url, is_repository_path, normalise_base_url,
-                            owner_and_repo)
+from providers.urls import RepositoryURL, clone_url, is_repository_path, normalise_base_url, owner_and_repo
 
 PUBLIC_API = "https://api.github.com"
 PUBLIC_WEB = "https://github.com"
@@ -126,6 +154,9 @@ class Provider(GitProvider):
             raise timed_out(subject, self.timeout) from None
         except requests.RequestException as error:
             raise unreachable(subject, error) from None
+        except RuntimeError:  # PyGithub's refusal to follow a 301 to another host or scheme
+            raise ProviderError(f"{subject}: the server redirected to another host, where the token "
+                                "is not sent: set base-url to the API's own URL") from None
 
     def _failure(self, status: int, headers: Headers, body: str, subject: Subject) -> ProviderError:
         if status == 409:  # GitHub's answer for a repository without commits

@@ -17,13 +17,20 @@ from urllib.parse import quote
 import gitlab
 import requests
 
-from providers.answers import (GITLAB_PREFIX, ETags, Headers, commit_sha, default_branch_in, for_answer,
-                               from_json, rate_limit)
+from providers.answers import (
+    GITLAB_PREFIX,
+    ETags,
+    Headers,
+    commit_sha,
+    default_branch_in,
+    for_answer,
+    from_json,
+    rate_limit,
+)
 from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError
 from providers.failures import Subject, timed_out, unreachable
 from providers.sessions import NO_COOKIES, SharedClients
-from providers.urls import (RepositoryURL, clone_url, is_repository_path, normalise_base_url,
-                            parse_repository_url)
+from providers.urls import RepositoryURL, clone_url, is_repository_path, normalise_base_url, parse_repository_url
 
 PUBLIC_SERVER = "https://gitlab.com"
 DEFAULT_AUTH_TYPE = "PrivateToken"

@@ -13,7 +13,6 @@ as soon as a request leaves the origin it was meant for.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import re
@@ -21,16 +20,26 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 from docker.auth import INDEX_NAME, resolve_index_name, resolve_repository_name
 from docker.errors import InvalidRepository
 from docker.utils import parse_repository_tag
 
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, ImageProvider, ImageReference, InvalidSource,
-                            NotFound, ProviderError, RegistryAuth, Unauthorized, Unavailable, redact,
-                            verifying_tls)
+from providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    ImageProvider,
+    ImageReference,
+    InvalidSource,
+    NotFound,
+    ProviderError,
+    RegistryAuth,
+    Unauthorized,
+    Unavailable,
+    redact,
+    verifying_tls,
+)
 from providers.failures import causes
 from providers.sessions import SharedClients, cookieless
 
@@ -48,6 +57,8 @@ _SECRET_KEYS = {DOCKERCONFIGJSON: ".dockerconfigjson", DOCKERCFG: ".dockercfg"}
 _DOCKER_HUB_HOSTS = (INDEX_NAME, f"index.{INDEX_NAME}", DOCKER_HUB)
 _REFERENCE_EXAMPLE = "ghcr.io/OWNER/APP:TAG, localhost:5000/app:v1 or nginx:1.27"
 _MAX_NAME_LENGTH = 255
+# A reference is quoted in messages up to this length, so that the advice after it is seen.
+_SHOWN_CHARACTERS = 300
 _MAX_REDIRECTS = 5
 # The distribution spec caps manifests at 4 MiB; a token answer is far smaller.
 _MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -104,7 +115,8 @@ def _host_and_repository(text: str, name: str) -> tuple[str, str]:
 
 
 def _invalid_reference(text: str, why: str) -> InvalidSource:
-    return InvalidSource(f"image reference {text!r} is not valid: {why}; write it as Docker does, "
+    shown = repr(text) if len(text) <= _SHOWN_CHARACTERS else f"{text[:_SHOWN_CHARACTERS]!r}..."
+    return InvalidSource(f"image reference {shown} is not valid: {why}; write it as Docker does, "
                          f"e.g. {_REFERENCE_EXAMPLE}")
 
 
@@ -130,8 +142,11 @@ def _auth_entries(key: str, data: Mapping[str, str]) -> dict[str, object]:
                             f"`kubectl create secret docker-registry`")
     try:
         config = json.loads(base64.b64decode(encoded, validate=True))
-    except (binascii.Error, ValueError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not JSON
         raise InvalidSource(f"the Secret's key {key!r} is not base64-encoded JSON") from None
+    except RecursionError:  # json's own bound on nesting, about 1,000 levels
+        raise InvalidSource(f"the Secret's key {key!r} is JSON nested far deeper than a docker config "
+                            f"is: recreate it with `kubectl create secret docker-registry`") from None
     entries = config.get("auths") if key == ".dockerconfigjson" and isinstance(config, dict) else config
     if not isinstance(entries, dict):
         shape = "an 'auths' mapping" if key == ".dockerconfigjson" else "a mapping of registries"
@@ -157,8 +172,9 @@ def _credentials(key: str, server: str, entry: object) -> RegistryAuth:
     where = f"the Secret's key {key!r}, entry {server!r}"
     if not isinstance(entry, dict):
         raise InvalidSource(f"{where} is not a mapping with 'auth' or 'username' and 'password'")
-    if entry.get("auth"):
-        return _decoded_auth(where, entry["auth"])
+    auth = entry.get("auth")
+    if auth:
+        return _decoded_auth(where, auth)
     username, password = entry.get("username"), entry.get("password")
     if isinstance(username, str) and isinstance(password, str) and username:
         return RegistryAuth(username, password)
@@ -167,9 +183,10 @@ def _credentials(key: str, server: str, entry: object) -> RegistryAuth:
 
 
 def _decoded_auth(where: str, auth: object) -> RegistryAuth:
+    text = auth if isinstance(auth, str) else ""  # a number or a list is no base64 either
     try:
-        username, colon, password = base64.b64decode(str(auth), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+        username, colon, password = base64.b64decode(text, validate=True).decode().partition(":")
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 once decoded
         username, colon, password = "", "", ""
     if not colon or not username:
         raise InvalidSource(f"{where}: 'auth' is not base64 of 'username:password'")
@@ -202,6 +219,7 @@ class _Answer:
     status: int
     headers: httpx.Headers
     body: bytes
+    elsewhere: bool = False  # answered by another origin, which a redirect led to
 
 
 @dataclass(frozen=True)
@@ -269,7 +287,8 @@ class Provider(ImageProvider):
         scope = f"repository:{reference.repository}:pull"
         sent = self._authorization(scope, reference)
         answer = self._to_registry(method, path, sent)
-        challenge = parse_challenge(answer.headers) if answer.status == 401 else None
+        # Only the registry itself may name a realm to send the credentials to.
+        challenge = parse_challenge(answer.headers) if answer.status == 401 and not answer.elsewhere else None
         if challenge is None:
             return answer
         self._challenge = challenge
@@ -335,7 +354,7 @@ class Provider(ImageProvider):
                 headers["Authorization"] = authorization
             answer, location = self._exchange(self._client.build_request(method, target, headers=headers))
             if location is None:
-                return answer
+                return replace(answer, elsewhere=_origin(target) != origin)
             target = location
         raise httpx.TooManyRedirects("too many redirects", request=None)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)

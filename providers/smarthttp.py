@@ -22,8 +22,8 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from providers.base import ProviderError, verifying_tls
-from providers.sessions import SharedClients, cookieless
 from providers.failures import Subject, bad_answer, for_status, throttled, timed_out, unreachable
+from providers.sessions import SharedClients, cookieless
 
 # Hosts ignore the user name when the password is a token; some want one anyway.
 USERNAME = "git"

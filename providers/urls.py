@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from providers.base import InvalidSource, redact
 
@@ -31,9 +31,8 @@ class RepositoryURL:
     def origin(self) -> str:
         """The web server's origin; ssh URLs name the same host over https."""
         if self.scheme in ("http", "https"):
-            port = f":{self.port}" if self.port else ""
-            return f"{self.scheme}://{self.host}{port}"
-        return f"https://{self.host}"
+            return f"{self.scheme}://{_netloc(self.host, self.port)}"
+        return f"https://{_netloc(self.host, None)}"
 
     @property
     def segments(self) -> list[str]:
@@ -52,10 +51,7 @@ def parse_repository_url(url: str, *, example: str) -> RepositoryURL:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https", "ssh") or not parts.hostname:
         raise InvalidSource(f"cannot read a repository from URL {redact(url)!r}: write it as {example}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise InvalidSource(f"URL {redact(url)!r} has an invalid port: write it as {example}") from None
+    port = _port(parts, f"URL {redact(url)!r}", example)
     return _repository_url(parts.scheme, parts.hostname, port, parts.path, url, example)
 
 
@@ -75,9 +71,14 @@ def clone_url(origin: str, path: str) -> str:
     `origin` may carry a path of its own (a server under a relative URL root);
     its host is lowercased and any credentials in it dropped."""
     parts = urlsplit(origin.rstrip("/"))
-    host = (parts.hostname or "").lower()
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}/{path.strip('/')}.git"
+    netloc = _netloc((parts.hostname or "").lower(), parts.port)
+    return f"{parts.scheme}://{netloc}{parts.path}/{path.strip('/')}.git"
+
+
+def _netloc(host: str, port: int | None) -> str:
+    """`host:port` as a URL writes it: an IPv6 address in brackets."""
+    bracketed = f"[{host}]" if ":" in host else host
+    return f"{bracketed}:{port}" if port else bracketed
 
 
 def normalise_clone_url(url: str, *, example: str) -> str:
@@ -111,4 +112,13 @@ def normalise_base_url(base_url: str, *, example: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidSource(f"base-url {redact(base_url)!r} is not an http(s) URL: write it as {example}")
+    _port(parts, f"base-url {redact(base_url)!r}", example)
     return text
+
+
+def _port(parts: SplitResult, what: str, example: str) -> int | None:
+    """The URL's port; urllib reads it only when asked, and fails then."""
+    try:
+        return parts.port
+    except ValueError:
+        raise InvalidSource(f"{what} has an invalid port: write it as {example}") from None

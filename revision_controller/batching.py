@@ -124,7 +124,9 @@ class HeadBatcher:
             seconds = time.monotonic() - started
             for query, targets in queries.items():
                 answer = answers.get(query)
-                for target in targets if answer is not None else ():
+                if answer is None:
+                    continue
+                for target in targets:
                     try:
                         self._deliver(target, answer, rate_limit, seconds)
                     except Exception:  # one target's delivery never stops the others'

@@ -115,5 +115,5 @@ class Cadence:
 
     def backoff(self) -> float:
         """The wait after this many transient failures in a row, before jitter."""
-        doubled = self.period * 2 ** min(self.failures, MAX_BACKOFF_EXPONENT)
+        doubled = self.period * 2.0 ** min(self.failures, MAX_BACKOFF_EXPONENT)
         return max(self.period, min(BACKOFF_CAP, doubled))

@@ -33,8 +33,7 @@ from revision_controller.params import DEFAULT_POLLING_INTERVAL
 from revision_controller.patching import StatusPatcher, involved
 from revision_controller.planning import Notice, Plan, plan_function
 from revision_controller.polling import TargetPoller
-from revision_controller.probes import (Check, EndpointServer, Routes, metrics_route, parse_address,
-                                        probe_routes)
+from revision_controller.probes import Check, EndpointServer, Routes, metrics_route, parse_address, probe_routes
 from revision_controller.scheduling import TargetScheduler
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import Target

@@ -71,6 +71,7 @@ def run_demo() -> int:
         say(f"Kubernetes API stand-in serving on {apiserver.url}")
         repo = gitserver.create_repository("demo", branch="main")
         first = repo.head("main")
+        assert first is not None, "create_repository makes the first commit"
         say(f"git repository {repo.url}, branch main at {first[:12]}")
 
         functions = client.CustomObjectsApi(api_client(str(kubeconfig)))
@@ -83,7 +84,7 @@ def run_demo() -> int:
         runner = threading.Thread(target=daemon.run, name="daemon")
         runner.start()
         try:
-            if not wait_until(lambda: daemon.scheduler.planned(), DEADLINE_SECONDS):
+            if not wait_until(daemon.scheduler.planned, DEADLINE_SECONDS):
                 say("FAILED: the daemon did not start watching the Function")
                 return 1
             second = repo.commit("Say hello louder", files={"hello/handler.go": "package hello // v2\n"})
@@ -95,7 +96,8 @@ def run_demo() -> int:
             say(f"status before: {json.dumps(built_status(first)['status'])}")
             say(f"status after:  {json.dumps(patched.get('status'))}")
             say("status.build is gone and the new commit is recorded, so OpenFunction builds again")
-            for event in apiserver.list("v1", "Event", namespace=NAMESPACE):
+            # The Event follows the patch; wait for it rather than list too early.
+            for event in wait_until(lambda: _events_once_told(apiserver), DEADLINE_SECONDS) or []:
                 say(f"Event {event['type']} {event['reason']}: {event['message']}")
         finally:
             daemon.stop()
@@ -104,7 +106,14 @@ def run_demo() -> int:
     return 0
 
 
+def _events_once_told(apiserver: ApiServer) -> list[dict[str, Any]]:
+    events = apiserver.list("v1", "Event", namespace=NAMESPACE)
+    return events if any(event["reason"] == "SourceChanged" for event in events) else []
+
+
 def _recorded(functions: client.CustomObjectsApi, commit: str) -> dict[str, Any] | None:
     obj = functions.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME)
+    if not isinstance(obj, dict):
+        return None
     sources = (obj.get("status") or {}).get("sources") or []
     return obj if any((s.get("git") or {}).get("commitSha") == commit for s in sources) else None

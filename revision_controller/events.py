@@ -59,7 +59,7 @@ class EventRecorder:
             seen = self._repeat(function.ref, seen) if seen else None
             if seen is None:
                 seen = self._create(function, type_, reason, message)
-        except Exception as error:  # an Event is best effort; the work it reports has happened
+        except Exception as error:  # noqa: BLE001 - an Event is best effort; the work it reports has happened
             log.warning("could not record Event %s on Function %s: %s", reason, function.ref,
                         api_error_summary(error))
             return
@@ -88,7 +88,8 @@ class EventRecorder:
             "reportingComponent": COMPONENT,
             "reportingInstance": self._host,
         }
-        self._core.create_namespaced_event(ref.namespace, body, _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        self._core.create_namespaced_event(ref.namespace, client.CoreV1Event.model_validate(body),
+                                           _request_timeout=REQUEST_TIMEOUT_SECONDS)
         return _Recorded(name, 1)
 
     def _repeat(self, ref: FunctionRef, seen: _Recorded) -> _Recorded | None:
@@ -107,4 +108,4 @@ class EventRecorder:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

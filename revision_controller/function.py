@@ -47,42 +47,59 @@ class FunctionView:
     image_digest: str = ""
 
 
-def view_of(obj: dict[str, Any]) -> FunctionView:
-    metadata = obj.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    spec = obj.get("spec") or {}
+def view_of(obj: object) -> FunctionView:
+    """The view of a Function as the API gives it. Total: a field of another type than the
+    CRD's (a stand-in, a conversion bug, a status written by hand) counts as absent."""
+    root = _mapping(obj)
+    metadata = _mapping(root.get("metadata"))
+    annotations = _mapping(metadata.get("annotations"))
+    spec = _mapping(root.get("spec"))
     build = spec.get("build")
-    src_repo = (build or {}).get("srcRepo") or {}
+    src_repo = _mapping(_mapping(build).get("srcRepo"))
     bundle = src_repo.get("bundleContainer")
-    status = obj.get("status") or {}
+    status = _mapping(root.get("status"))
     source = _default_source(status)
     return FunctionView(
-        ref=FunctionRef(metadata.get("namespace", ""), metadata.get("name", "")),
-        uid=metadata.get("uid", ""),
-        resource_version=metadata.get("resourceVersion", ""),
-        switch=annotations.get(SWITCH_ANNOTATION),
-        params=annotations.get(PARAMS_ANNOTATION),
-        has_build=build is not None,
+        ref=FunctionRef(_string(metadata.get("namespace")), _string(metadata.get("name"))),
+        uid=_string(metadata.get("uid")),
+        resource_version=_string(metadata.get("resourceVersion")),
+        switch=_annotation(annotations, SWITCH_ANNOTATION),
+        params=_annotation(annotations, PARAMS_ANNOTATION),
+        has_build=isinstance(build, dict),
         src_url=_text(src_repo.get("url")),
         revision=_text(src_repo.get("revision")),
         sub_path=_text(src_repo.get("sourceSubPath")),
-        credentials=_text((src_repo.get("credentials") or {}).get("name")),
-        has_bundle=bundle is not None,
-        bundle_image=_text((bundle or {}).get("image")),
+        credentials=_text(_mapping(src_repo.get("credentials")).get("name")),
+        has_bundle=isinstance(bundle, dict),
+        bundle_image=_text(_mapping(bundle).get("image")),
         image=_text(spec.get("image")),
-        image_credentials=_text((spec.get("imageCredentials") or {}).get("name")),
-        has_serving=spec.get("serving") is not None,
-        commit_sha=_text((source.get("git") or {}).get("commitSha")),
-        bundle_digest=_text((source.get("bundle") or {}).get("digest")),
-        image_digest=_text((status.get("revision") or {}).get("imageDigest")),
+        image_credentials=_text(_mapping(spec.get("imageCredentials")).get("name")),
+        has_serving=isinstance(spec.get("serving"), dict),
+        commit_sha=_text(_mapping(source.get("git")).get("commitSha")),
+        bundle_digest=_text(_mapping(source.get("bundle")).get("digest")),
+        image_digest=_text(_mapping(status.get("revision")).get("imageDigest")),
     )
 
 
 def _default_source(status: dict[str, Any]) -> dict[str, Any]:
-    for source in status.get("sources") or []:
+    sources = status.get("sources")
+    for source in sources if isinstance(sources, list) else []:
         if isinstance(source, dict) and source.get("name") == DEFAULT_SOURCE:
             return source
     return {}
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _annotation(annotations: dict[str, Any], key: str) -> str | None:
+    value = annotations.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _string(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _text(value: Any) -> str:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import urllib3
 from kubernetes import client
@@ -65,10 +65,10 @@ class MicroTime(datetime):
 
     @classmethod
     def of(cls, moment: datetime) -> MicroTime:
-        return cls.combine(moment.date(), moment.timetz()).astimezone(timezone.utc)
+        return cls.combine(moment.date(), moment.timetz()).astimezone(UTC)
 
     def isoformat(self, sep: str = "T", timespec: str = "microseconds") -> str:
-        return self.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return self.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ class LeaderElector:
 
     def _holding(self, spec: client.V1LeaseSpec, record: LeaseRecord) -> client.V1LeaseSpec:
         """`spec` made ours and renewed now; a change of holder counts a transition."""
-        now = MicroTime.now(timezone.utc)
+        now = MicroTime.now(UTC)
         renewing = record.holder == self._config.identity
         spec.holder_identity = self._config.identity
         spec.lease_duration_seconds = self._config.lease_duration_seconds
@@ -207,7 +207,7 @@ class LeaderElector:
         return spec
 
     def _create(self) -> None:
-        now = MicroTime.now(timezone.utc)
+        now = MicroTime.now(UTC)
         spec = client.V1LeaseSpec(holder_identity=self._config.identity, acquire_time=now, renew_time=now,
                                   lease_duration_seconds=self._config.lease_duration_seconds,
                                   lease_transitions=0)
@@ -224,7 +224,7 @@ class LeaderElector:
             spec = lease.spec
             if spec is None or spec.holder_identity != self._config.identity:
                 return
-            now = MicroTime.now(timezone.utc)
+            now = MicroTime.now(UTC)
             spec.holder_identity, spec.lease_duration_seconds = "", 1
             spec.acquire_time = spec.renew_time = now
             self._write(lease)

@@ -6,6 +6,7 @@ the demo) never share counters.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -60,10 +61,8 @@ class Metrics:
             self._last_success.labels(target).set(time.time())
 
     def forget_target(self, target: str) -> None:
-        try:
+        with contextlib.suppress(KeyError):
             self._last_success.remove(target)
-        except KeyError:
-            pass
 
     def budget(self, host: str, remaining: int, stretch: float) -> None:
         self._remaining.labels(host).set(remaining)

@@ -7,6 +7,7 @@ the YAML into a string map, so scalars of any YAML type are taken as their text.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -25,6 +26,12 @@ KNOWN_KEYS = ("type", "polling-interval", "repo-type", "base-url", "auth-type", 
 DEFAULT_POLLING_INTERVAL = 5.0
 # A handful of short keys fit in a few hundred bytes; anything far longer is not parameters.
 MAX_PARAMS_BYTES = 8192
+# Parameters are a flat mapping of scalars. PyYAML takes about a second to reach its recursion
+# limit in 1,000 nested brackets, so nesting is refused before it parses.
+MAX_PARAMS_DEPTH = 16
+_BRACKETS = re.compile(r"[\[\]{}]")
+# Values are quoted in messages up to this length.
+SHOWN_CHARACTERS = 80
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,10 @@ def _mapping(text: str | None) -> dict[str, str]:
         raise InvalidParameters(f"{PARAMS_ANNOTATION} is {size} bytes long, more than parameters ever "
                                 f"need ({MAX_PARAMS_BYTES}): write a mapping such as "
                                 f"'type: source\\npolling-interval: 1m'")
+    if _depth(text) > MAX_PARAMS_DEPTH:
+        raise InvalidParameters(f"{PARAMS_ANNOTATION} nests brackets more than {MAX_PARAMS_DEPTH} deep, "
+                                f"and parameters are single values: write a mapping such as "
+                                f"'type: source\\npolling-interval: 1m'")
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -80,9 +91,9 @@ def _mapping(text: str | None) -> dict[str, str]:
         raise InvalidParameters(
             f"{PARAMS_ANNOTATION} is not valid YAML{at}: write a mapping such as "
             f"'type: source\\npolling-interval: 1m'") from None
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as error:
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError) as error:
         # PyYAML's constructors raise these for tags it cannot honour (`!!int 1s`,
-        # `!!timestamp x`) and its composer for nesting too deep.
+        # `!!timestamp x`, `!!float` of nothing) and its composer for nesting too deep.
         raise InvalidParameters(
             f"{PARAMS_ANNOTATION} cannot be read ({type(error).__name__}: a YAML tag or nesting it "
             f"cannot honour): write plain values, e.g. 'polling-interval: 1m'") from None
@@ -95,9 +106,25 @@ def _mapping(text: str | None) -> dict[str, str]:
     return {str(key): _scalar(str(key), value) for key, value in loaded.items()}
 
 
+def _depth(text: str) -> int:
+    """How deep flow brackets nest, quoted or not: a bound, not YAML's reading."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(text):
+        depth = depth + 1 if bracket in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _shown(value: str) -> str:
+    """The value as a message quotes it: in full when short, its start otherwise."""
+    if len(value) <= SHOWN_CHARACTERS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARACTERS]!r}... ({len(value)} characters)"
+
+
 def _scalar(key: str, value: object) -> str:
     if isinstance(value, (dict, list)):
-        raise InvalidParameters(f"parameter {key} must be a single value, got a {type(value).__name__}")
+        raise InvalidParameters(f"parameter {_shown(key)} must be a single value, got a {type(value).__name__}")
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -110,7 +137,7 @@ def _choice(values: dict[str, str], key: str, allowed: tuple[str, ...], default:
     if value == "":
         return default
     if value not in allowed:
-        raise InvalidParameters(f"{key} {value!r} is not supported: use one of {', '.join(allowed)}")
+        raise InvalidParameters(f"{key} {_shown(value)} is not supported: use one of {', '.join(allowed)}")
     return value
 
 
@@ -120,14 +147,14 @@ def _interval(value: str | None, default: float) -> float:
     try:
         seconds = parse_duration(value)
     except DurationTooLong:
-        raise InvalidParameters(f"polling-interval {value!r} is longer than a Go duration can be "
+        raise InvalidParameters(f"polling-interval {_shown(value)} is longer than a Go duration can be "
                                 f"(about 292 years): write e.g. 1h") from None
     except ValueError:
         raise InvalidParameters(
-            f"polling-interval {value!r} is not a duration: write a number with a unit, "
+            f"polling-interval {_shown(value)} is not a duration: write a number with a unit, "
             f"e.g. 30s, 1m, 1h30m or 500ms") from None
     if seconds <= 0:
-        raise InvalidParameters(f"polling-interval {value!r} must be greater than zero, e.g. 30s")
+        raise InvalidParameters(f"polling-interval {_shown(value)} must be greater than zero, e.g. 30s")
     return seconds
 
 
@@ -136,5 +163,5 @@ def _boolean(value: str | None) -> bool:
         return False
     lowered = value.lower()
     if lowered not in ("true", "false"):
-        raise InvalidParameters(f"insecure-registry {value!r} must be true or false")
+        raise InvalidParameters(f"insecure-registry {_shown(value)} must be true or false")
     return lowered == "true"

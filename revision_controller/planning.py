@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from providers import ProviderError, parse_reference, parse_source
 from revision_controller.events import NORMAL, WARNING
 from revision_controller.function import FunctionView
-from revision_controller.params import (KNOWN_KEYS, PARAMS_ANNOTATION, SWITCH_ON, InvalidParameters,
-                                        Params, parse_params)
+from revision_controller.params import KNOWN_KEYS, PARAMS_ANNOTATION, SWITCH_ON, InvalidParameters, Params, parse_params
 from revision_controller.targets import GitTarget, ImageTarget, SecretRef, Subscription, Target
 
 COMMIT_SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")

@@ -17,8 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from providers import (GitProvider, GitSource, ImageProvider, NotFound, ProviderError, RateLimit,
-                       RegistryAuth, Throttled, endpoint, open_provider, open_registry)
+from providers import (
+    GitProvider,
+    GitSource,
+    ImageProvider,
+    NotFound,
+    ProviderError,
+    RateLimit,
+    RegistryAuth,
+    Throttled,
+    endpoint,
+    open_provider,
+    open_registry,
+)
 from revision_controller.batching import DEFAULT_CEILING_PER_MINUTE, Ceiling, HeadBatcher
 from revision_controller.budgets import BudgetKey, Budgets
 from revision_controller.cadence import PollOutcome
@@ -109,7 +120,7 @@ class TargetPoller:
             return PollOutcome.deferred(paused.seconds)
         except _Batched:
             return PollOutcome.OK  # the batch delivers the head, or the error, in a moment
-        except Exception as error:  # any error is this target's, never the scheduler's
+        except Exception as error:  # noqa: BLE001 - any error is this target's, never the scheduler's
             self._metrics.polled(provider, target.describe(), False, time.monotonic() - started)
             return self._poll_failed(target, provider, error)
         self._observed(target, provider, observed, time.monotonic() - started)
@@ -135,7 +146,7 @@ class TargetPoller:
         for subscription, view in subscribers:
             try:
                 self._patcher.apply(subscription.type, view, observed)
-            except Exception as error:  # one Function never stops the others
+            except Exception as error:  # noqa: BLE001 - one Function never stops the others
                 log.error("could not update Function %s after polling %s: %s", view.ref,
                           target.describe(), error)
         self._tell_stretch(target, [view for _, view in subscribers])
@@ -209,7 +220,7 @@ class TargetPoller:
     def _token_or_none(self, target: GitTarget) -> str | None:
         try:
             return self._credentials.token(target.credentials)
-        except Exception:  # that target's own poll reports it
+        except Exception:  # noqa: BLE001 - that target's own poll reports it
             return None
 
     def _budget_key(self, target: Target, key: BudgetKey) -> BudgetKey:

@@ -6,11 +6,12 @@ Each check is a callable answering (ok, why); the answers are plain text, so
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -54,7 +55,7 @@ class EndpointServer:
 
 def probe_routes(checks: Mapping[str, Mapping[str, Check]]) -> dict[str, Callable[[], tuple[int, str, bytes]]]:
     """Routes such as /healthz answering 200 when every named check passes, else 503."""
-    return {path: (lambda named=named: _report(named)) for path, named in checks.items()}
+    return {path: functools.partial(_report, named) for path, named in checks.items()}
 
 
 def metrics_route(registry: CollectorRegistry) -> dict[str, Callable[[], tuple[int, str, bytes]]]:
@@ -72,7 +73,7 @@ def _report(checks: Mapping[str, Check]) -> tuple[int, str, bytes]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    routes: Routes = {}
+    routes: ClassVar[Routes] = {}  # each server makes a subclass with its own
 
     def do_GET(self) -> None:
         route = self.routes.get(self.path.split("?", 1)[0])

@@ -67,6 +67,6 @@ class Refusals:
             else:
                 auth = self._credentials.registry_auth(target.credentials, target.reference.registry)
                 credential = repr((auth.username, auth.password) if auth else None)
-        except Exception as error:  # a Secret that cannot be read is a state like any other
+        except Exception as error:  # noqa: BLE001 - a Secret that cannot be read is a state like any other
             credential = f"{type(error).__name__}: {error}"
         return hashlib.sha256(credential.encode()).hexdigest()

@@ -61,7 +61,7 @@ class FunctionWatcher:
             except ResourceVersionExpired:
                 log.info("watch of Functions in %s expired; listing again", self.scope)
                 resource_version = ""
-            except Exception as error:  # the API server may be down; keep trying
+            except Exception as error:  # noqa: BLE001 - the API server may be down; keep trying
                 self.connected = False
                 if self._stop.is_set():
                     return
@@ -83,7 +83,8 @@ class FunctionWatcher:
         self._on_resync(self._namespace, views)
         self.connected = True
         log.info("listed %d Functions in %s", len(views), self.scope)
-        return metadata.get("resourceVersion", "")
+        listed_at: str = metadata.get("resourceVersion", "")
+        return listed_at
 
     def _watch(self, resource_version: str) -> str:
         """Handle events until the stream ends; the resourceVersion to resume from."""
@@ -108,7 +109,8 @@ class FunctionWatcher:
                 raise ResourceVersionExpired()
             raise ApiException(status=obj.get("code"), reason=f"{obj.get('reason')}: {obj.get('message')}")
         if kind == "BOOKMARK":
-            return (obj.get("metadata") or {}).get("resourceVersion", "")
+            bookmark: str = (obj.get("metadata") or {}).get("resourceVersion", "")
+            return bookmark
         view = view_of(obj)
         if kind == "DELETED":
             self._on_delete(view.ref)

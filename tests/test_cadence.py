@@ -1,4 +1,5 @@
 import collections
+import itertools
 import math
 import random
 import subprocess
@@ -7,8 +8,15 @@ import sys
 import pytest
 
 from providers.base import GitSource, ImageReference
-from revision_controller.cadence import (BACKOFF_CAP, BACKOFF_JITTER, FIRST_POLL_WITHIN, PERMANENT_WAIT, Cadence,
-                                         PollOutcome, phase_fraction)
+from revision_controller.cadence import (
+    BACKOFF_CAP,
+    BACKOFF_JITTER,
+    FIRST_POLL_WITHIN,
+    PERMANENT_WAIT,
+    Cadence,
+    PollOutcome,
+    phase_fraction,
+)
 from revision_controller.targets import GitTarget, ImageTarget, SecretRef
 
 NOW = 1_700_000_000.0  # an epoch-sized clock, as the scheduler's
@@ -81,7 +89,7 @@ def test_after_the_first_poll_polls_lock_onto_the_phase_one_interval_apart() -> 
     cadence = Cadence.of(git_target(7), 30.0)
     polls = steady_polls(cadence, NOW, NOW + 600)
     assert all(off_phase(cadence, time) < 1e-6 for time in polls[1:])
-    gaps = [later - earlier for earlier, later in zip(polls, polls[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
     assert 15.0 <= gaps[0] < 45.0
     assert gaps[1:] == pytest.approx([30.0] * (len(gaps) - 1))
 
@@ -165,7 +173,7 @@ def test_a_stretch_lengthens_the_period_and_never_shortens_it() -> None:
     assert stretched.period == 90.0
     assert Cadence(plain.interval, plain.fraction, stretch=0.5).period == 30.0
     polls = steady_polls(stretched, NOW, NOW + 900)
-    gaps = [later - earlier for earlier, later in zip(polls[1:], polls[2:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(polls[1:])]
     assert gaps == pytest.approx([90.0] * len(gaps))
     _, due = stretched.after(PollOutcome.TRANSIENT, NOW, NOW, 0.0)
     assert due - NOW == pytest.approx(180.0)

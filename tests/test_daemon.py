@@ -112,7 +112,7 @@ def test_a_resync_forgets_functions_deleted_while_away() -> None:
 
 
 def test_a_function_whose_planning_fails_gets_its_own_event_and_the_others_go_on(monkeypatch) -> None:
-    control, events, plans, book = controller()
+    control, events, plans, _ = controller()
     real = daemon_module.plan_function
 
     def planner(view, interval):

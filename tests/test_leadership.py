@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -338,7 +338,8 @@ def test_racing_replicas_never_lead_together(server: ApiServer, replicas: Callab
                            "metadata": {"name": name, "namespace": NS}, "spec": lease})
         one, two = replicas("one", name=name), replicas("two", name=name)
 
-        holds_for(lambda: not (one.elector.is_leader and two.elector.is_leader), 5 * RETRY, interval=0.001)
+        holds_for(lambda one=one, two=two: not (one.elector.is_leader and two.elector.is_leader), 5 * RETRY,
+                  interval=0.001)
         leader = leader_of(one, two)
         assert holder(server, name) == leader.identity
         assert stored_lease(server, name)["spec"]["leaseTransitions"] == (0 if lease is None else 4)
@@ -388,6 +389,6 @@ def test_lease_times_are_micro_times_the_client_reads(server: ApiServer, kubecon
 
 
 def test_a_whole_second_is_written_with_six_digits() -> None:
-    whole_second = MicroTime.of(datetime(2026, 11, 23, 20, 17, 28, tzinfo=timezone.utc))
+    whole_second = MicroTime.of(datetime(2026, 11, 23, 20, 17, 28, tzinfo=UTC))
     spec = client.ApiClient().sanitize_for_serialization(client.V1LeaseSpec(renew_time=whole_second))
     assert spec == {"renewTime": "2026-11-23T20:17:28.000000Z"}

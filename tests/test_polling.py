@@ -8,12 +8,20 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from providers.base import (GitSource, ImageReference, NotFound, RateLimit, RegistryAuth, Throttled,
-                            Unauthorized, Unavailable)
+from providers.base import (
+    GitSource,
+    ImageReference,
+    NotFound,
+    RateLimit,
+    RegistryAuth,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+)
 from providers.github import HeadQuery
-from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.budgets import MAX_STRETCH, BudgetKey, Budgets
 from revision_controller.cadence import PollOutcome
+from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.metrics import Metrics
 from revision_controller.polling import TargetPoller
 from revision_controller.subscriptions import SubscriptionBook
@@ -264,7 +272,7 @@ def test_past_the_ceiling_a_github_poll_joins_the_batch_which_delivers_its_head(
 
     def read(server: str, token: str, queries: list, timeout: float):
         asked.append((server, token, queries))
-        return {query: "d" * 40 for query in queries}, None
+        return dict.fromkeys(queries, "d" * 40), None
 
     poller.batcher._read = read
     assert poller.poll(target) == PollOutcome("ok")

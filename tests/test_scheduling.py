@@ -102,7 +102,7 @@ def test_a_new_target_is_polled_within_its_interval_then_on_its_phase() -> None:
         wait_for(lambda: recorder.count(phased) >= 5)
         first, *rest = recorder.times(phased)
         assert first - planned_at < interval + 0.2
-        gaps = [later - earlier for earlier, later in zip(rest, rest[1:])]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(rest)]
         assert all(interval - 0.15 < gap < interval + 0.15 for gap in gaps), gaps
         # the phase is a fixed point of each interval on the wall clock, the same after a restart
         offsets = [(at - phase_fraction(phased) * interval) % interval for at in wall_times[1:]]
@@ -117,7 +117,7 @@ def test_a_stretch_lengthens_the_interval(recorder: Recorder) -> None:
         planned.replan(A, 0.1)
         wait_for(lambda: recorder.count(A) >= 4)
         times = recorder.times(A)
-        gaps = [later - earlier for earlier, later in zip(times[1:], times[2:])]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times[1:])]
         assert all(0.25 < gap < 0.45 for gap in gaps), gaps
         assert planned.planned() == {A: 0.1}
     finally:

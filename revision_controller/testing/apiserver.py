@@ -2,7 +2,9 @@
 
 `ApiServer` serves the kinds in `store.RESOURCES` over HTTP/1.1 with the URL
 shapes, status codes, watch streams and error bodies of the real server, and
-gives tests direct access to the same store. Run it alone with
+gives tests direct access to the same store. `chaos()` makes a seeded share of
+requests fail as real servers and networks do (5xx, 429, 409, 410, cut watches,
+late answers, resets) until `calm()`; `blackhole(token)` cuts one client off. Run it alone with
 `python -m revision_controller.testing.apiserver --port N --kubeconfig PATH`.
 """
 
@@ -10,18 +12,22 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import collections
+import contextlib
 import enum
 import json
+import random
 import re
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -29,10 +35,21 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
 from revision_controller.testing.patches import PatchError, json_patch, merge_patch
 from revision_controller.testing.service import ClosingHTTPServer, Service
-from revision_controller.testing.store import (JSON, RESOURCES, ApiError, EndReason, ResourceType,
-                                               Selector, Store, Subscription, Target, bad_request)
+from revision_controller.testing.store import (
+    JSON,
+    RESOURCES,
+    ApiError,
+    EndReason,
+    ResourceType,
+    Selector,
+    Store,
+    Subscription,
+    Target,
+    bad_request,
+)
 
 TOKEN = "apiserver-standin-token"
 DEFAULT_WATCH_TIMEOUT_SECONDS = 1800
@@ -45,6 +62,12 @@ VERSION_INFO: JSON = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-standi
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+# Chaos: what a request may get instead of its answer (see `ApiServer.chaos`).
+CHAOS_KINDS = ("500", "503", "429", "409", "410", "cut", "delay", "reset")
+# A delayed answer comes a little after the daemon's client has given up on it.
+CHAOS_DELAY_SECONDS = REQUEST_TIMEOUT_SECONDS + 1.0
+RETRY_AFTER_SECONDS = 1
+HOLD_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -56,21 +79,34 @@ class Request:
     authorization: str
     body: bytes
 
+    @property
+    def is_watch(self) -> bool:
+        return self.method == "GET" and _is_true(self.query.get("watch", ""))
+
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request as the server saw it, for tests that count calls."""
+    """One request as the server saw it, and what it got, for tests that count calls.
+
+    `token` is the bearer token, which tells one client's calls from another's; `status` the
+    code answered (0 for a connection reset, or a request held across a partition); `fault`
+    the chaos kind it got, "" when it was served as asked; `body` what the client sent."""
 
     method: str
     path: str
     query: dict[str, str]
     content_type: str
+    token: str = field(default="", repr=False)
+    status: int = 0
+    fault: str = ""
+    body: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
 class Reply:
     code: int
     body: JSON | str
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def error(cls, error: ApiError) -> Reply:
@@ -90,6 +126,37 @@ class Stream:
     """A watch response: newline-terminated JSON events, sent chunked."""
 
     lines: WatchLines
+
+
+@dataclass(frozen=True)
+class Late:
+    """An answer sent only after `seconds`: the work is done, the client hears of it too late."""
+
+    response: Reply | Stream
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Reset:
+    """No answer: the connection is reset (RST), as by a crashing proxy or server."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """No answer while the client is cut off (`ApiServer.blackhole`), then a reset."""
+
+    token: str
+
+
+Response = Reply | Stream | Late | Reset | Held
+
+
+@dataclass
+class _Chaos:
+    rate: float
+    draws: random.Random
+    kinds: tuple[str, ...]
+    delay: float
 
 
 @dataclass(frozen=True)
@@ -134,6 +201,10 @@ class Api:
         self._lock = threading.Lock()
         self._log: list[RequestRecord] = []
         self._faults: list[Fault] = []
+        self._chaos: _Chaos | None = None
+        self._drawn: collections.Counter[str] = collections.Counter()
+        self._blackholed: set[str] = set()
+        self.stopping = threading.Event()
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -148,6 +219,31 @@ class Api:
         with self._lock:
             self._faults.clear()
 
+    def set_chaos(self, chaos: _Chaos | None) -> None:
+        with self._lock:
+            self._chaos = chaos
+
+    @property
+    def faults_drawn(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._drawn)
+
+    def set_blackholed(self, token: str, cut_off: bool) -> None:
+        with self._lock:
+            if cut_off:
+                self._blackholed.add(token)
+            else:
+                self._blackholed.discard(token)
+
+    def is_blackholed(self, token: str) -> bool:
+        with self._lock:
+            return token in self._blackholed
+
+    def hold(self, token: str) -> None:
+        """Block while the client with `token` is cut off, or until the server stops."""
+        while self.is_blackholed(token) and not self.stopping.wait(HOLD_POLL_SECONDS):
+            pass
+
     def find(self, api_version: str, kind_or_plural: str) -> tuple[ResourceType, str]:
         group, _, version = api_version.rpartition("/")
         for res in self.resources:
@@ -155,9 +251,65 @@ class Api:
                 return res, version
         raise KeyError(f"not served: {api_version} {kind_or_plural}")
 
-    def handle(self, request: Request) -> Reply | Stream:
+    def handle(self, request: Request) -> Response:
+        token = _bearer_token(request)
+        kind = "blackhole" if self.is_blackholed(token) else self._draw(request)
+        response = self._respond(request, kind)
+        if isinstance(response, Stream) and token:
+            response = Stream(self._unless_cut_off(response.lines, token))
+        code = _code(response.response if isinstance(response, Late) else response)
         with self._lock:
-            self._log.append(RequestRecord(request.method, request.path, request.query, request.content_type))
+            self._log.append(RequestRecord(request.method, request.path, request.query, request.content_type,
+                                           token, code, kind or "", request.body))
+        return response
+
+    def _draw(self, request: Request) -> str | None:
+        """The chaos kind this request gets, if any."""
+        with self._lock:
+            chaos = self._chaos
+            if chaos is None or chaos.draws.random() >= chaos.rate:
+                return None
+            kinds = [kind for kind in chaos.kinds if _applies(kind, request)]
+            if not kinds:
+                return None
+            kind = chaos.draws.choice(kinds)
+            self._drawn[kind] += 1
+            return kind
+
+    def _respond(self, request: Request, kind: str | None) -> Response:
+        if kind == "blackhole":
+            return Held(_bearer_token(request))
+        if kind == "reset":
+            return Reset()
+        if kind in ("500", "503", "409"):
+            return Reply(int(kind), _fault_status(int(kind)))
+        if kind == "429":
+            return Reply(429, _fault_status(429), (("Retry-After", str(RETRY_AFTER_SECONDS)),))
+        if kind == "410":
+            expired = ApiError(410, "Expired", "injected fault: too old resource version")
+            return Stream(_just(_event_line("ERROR", expired.status())))
+        served = self._served(request)
+        if kind == "cut" and isinstance(served, Stream):
+            return Stream(_cut_mid_event(served.lines))
+        if kind == "delay":
+            with self._lock:
+                delay = self._chaos.delay if self._chaos else CHAOS_DELAY_SECONDS
+            return Late(served, delay)
+        return served
+
+    def _unless_cut_off(self, lines: WatchLines, token: str) -> WatchLines:
+        """A watch that ends abruptly once its client is cut off."""
+        try:
+            for line in lines:
+                if self.is_blackholed(token):
+                    yield Signal.ABORT
+                    return
+                yield line
+        finally:
+            lines.close()
+
+    def _served(self, request: Request) -> Reply | Stream:
+        """The answer without chaos: an injected fault, or the store's."""
         fault = self._take_fault(request)
         if fault is not None:
             return Reply(fault.code, fault.body if fault.body is not None else _fault_status(fault.code))
@@ -169,7 +321,7 @@ class Api:
             return Reply.error(error)
         except PatchError as error:
             return Reply.error(ApiError(422, "Invalid", str(error)))
-        except Exception as error:  # a bug here must still answer, as the real server's 500 does
+        except Exception as error:  # noqa: BLE001 - a bug here must still answer, as the real server's 500 does
             traceback.print_exc()
             return Reply.error(ApiError(500, "InternalError", f"Internal error occurred: {error!r}"))
 
@@ -212,7 +364,7 @@ class Api:
             namespace, rest = rest[1], rest[2:]
         if not 1 <= len(rest) <= 3 or (namespace is None and len(rest) > 1):
             return None
-        plural, name, subresource = (rest + [None, None])[:3]
+        plural, name, subresource = [*rest, None, None][:3]
         res = next((r for r in self.resources
                     if (r.group, r.plural) == (group, plural) and version in r.versions), None)
         if res is None or subresource not in (None, "status") or (subresource and not res.status_subresource):
@@ -368,8 +520,12 @@ def _json_body(request: Request) -> JSON:
 
 
 def _has_bearer(request: Request) -> bool:
+    return bool(_bearer_token(request))
+
+
+def _bearer_token(request: Request) -> str:
     scheme, _, token = request.authorization.partition(" ")
-    return scheme.lower() == "bearer" and bool(token.strip())
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _is_true(value: str) -> bool:
@@ -401,14 +557,51 @@ def _just(line: bytes) -> WatchLines:
     yield line
 
 
+def _code(response: Response) -> int:
+    if isinstance(response, Reply):
+        return response.code
+    return 200 if isinstance(response, Stream) else 0
+
+
+def _applies(kind: str, request: Request) -> bool:
+    """Which chaos kinds a request may get: 409 only on status patches, 410 and a cut only on watches."""
+    if kind == "409":
+        return request.method == "PATCH" and request.path.endswith("/status")
+    if kind in ("410", "cut"):
+        return request.is_watch
+    return True
+
+
+def _cut_mid_event(lines: WatchLines) -> WatchLines:
+    """The watch as served up to its first event, of which only half goes out before the cut."""
+    try:
+        for line in lines:
+            if isinstance(line, bytes):
+                yield line[:len(line) // 2]
+                yield Signal.ABORT
+                return
+            yield line
+    finally:
+        lines.close()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _HTTPServer
 
     def do_GET(self) -> None:
-        response = self.server.api.handle(self._request())
-        if isinstance(response, Stream):
+        api = self.server.api
+        response = api.handle(self._request())
+        if isinstance(response, Late):
+            stopped = api.stopping.wait(response.seconds)
+            response = Reset() if stopped else response.response
+        if isinstance(response, Held):
+            api.hold(response.token)
+            response = Reset()
+        if isinstance(response, Reset):
+            self._reset()
+        elif isinstance(response, Stream):
             self._send_stream(response)
         else:
             self._send_reply(response)
@@ -435,6 +628,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
 
@@ -460,19 +655,25 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             stream.lines.close()
 
+    def _reset(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0): the client reads ECONNRESET, not an end of stream."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # the socket closes when its last file does; wfile is no file (wbufsize 0)
+        self.connection.close()
+
     def _abort(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _client_gone(self) -> bool:
         readable, _, _ = select.select([self.connection], [], [], 0)
         if not readable:
             return False
         try:
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
+            return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
         except OSError:
             return True
 
@@ -502,6 +703,7 @@ class ApiServer(Service):
 
     def start(self) -> ApiServer:
         if self._server is None:
+            self._api.stopping.clear()
             self._server = _HTTPServer((self.host, self.port), self._api)
             self.port = self._server.server_address[1]
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -512,6 +714,7 @@ class ApiServer(Service):
     def stop(self) -> None:
         if self._server is None:
             return
+        self._api.stopping.set()
         self._server.shutdown()
         self._store.end_watches(EndReason.ABORTED)
         self._server.close_connections()
@@ -524,11 +727,12 @@ class ApiServer(Service):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default", token: str = TOKEN) -> Path:
+        """A kubeconfig for this server; a `token` of its own tells one client's requests from another's."""
         path = Path(path)
         config = {"apiVersion": "v1", "kind": "Config", "preferences": {},
                   "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
-                  "users": [{"name": "standin", "user": {"token": TOKEN}}],
+                  "users": [{"name": "standin", "user": {"token": token}}],
                   "contexts": [{"name": "standin",
                                 "context": {"cluster": "standin", "user": "standin", "namespace": namespace}}],
                   "current-context": "standin"}
@@ -609,6 +813,38 @@ class ApiServer(Service):
 
     def clear_faults(self) -> None:
         self._api.clear_faults()
+
+    def chaos(self, rate: float, seed: int, kinds: Iterable[str] = CHAOS_KINDS,
+              delay: float = CHAOS_DELAY_SECONDS) -> None:
+        """From now on each request, with probability `rate`, gets one of the chaos `kinds`
+        that applies to it, drawn from a generator seeded with `seed`, instead of its answer:
+        "500", "503" or "429" (with Retry-After: 1) without reaching the store; "409" on status
+        PATCHes; on watches "410" (an ERROR event, as for a too old resourceVersion) or "cut"
+        (the stream cut after half of its first event); "delay" (served, but answered `delay`
+        seconds later, past the daemon's client timeout); "reset" (a TCP reset, nothing served).
+        The same seed draws the same faults for the same sequence of requests."""
+        unknown = set(kinds) - set(CHAOS_KINDS)
+        if unknown or not 0 <= rate <= 1:
+            raise ValueError(f"chaos needs a rate in [0, 1] and kinds among {CHAOS_KINDS}, not {sorted(unknown)}")
+        self._api.set_chaos(_Chaos(rate, random.Random(seed), tuple(kinds), delay))
+
+    def calm(self) -> None:
+        """No more chaos; answers already delayed still come late."""
+        self._api.set_chaos(None)
+
+    @property
+    def faults_drawn(self) -> dict[str, int]:
+        """How many requests got each chaos kind so far."""
+        return self._api.faults_drawn
+
+    def blackhole(self, token: str) -> None:
+        """Cut off the client whose kubeconfig carries `token`: its open watches end abruptly and
+        its requests get no answer until `reconnect(token)`, then a reset, as across a network
+        partition."""
+        self._api.set_blackholed(token, True)
+
+    def reconnect(self, token: str) -> None:
+        self._api.set_blackholed(token, False)
 
     def _merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: JSON,
                      target: Target) -> JSON:

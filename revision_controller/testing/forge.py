@@ -43,8 +43,14 @@ from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from revision_controller.testing.gitserver import (HostedRepository, WSGIApp, basic_password, buffered,
-                                                  git_app, init_repository)
+from revision_controller.testing.gitserver import (
+    HostedRepository,
+    WSGIApp,
+    basic_password,
+    buffered,
+    git_app,
+    init_repository,
+)
 from revision_controller.testing.service import ClosingHTTPServer, Service
 
 JSON_TYPE = "application/json; charset=utf-8"
@@ -398,7 +404,7 @@ def conditional(request: Request, reply: Reply, *, weak: bool) -> Reply:
     etag = ("ETag", f"W/{opaque}" if weak else opaque)
     if _matches(request.header("If-None-Match"), opaque):
         kept = tuple(header for header in reply.headers if header[0] != "Content-Type")
-        return Reply(304, b"", kept + (etag,), reply.units)
+        return Reply(304, b"", (*kept, etag), reply.units)
     return reply.with_headers(etag)
 
 
@@ -418,7 +424,7 @@ def x_ratelimit_headers(allowance: Allowance, resource: str | None = None) -> tu
 
 
 def iso_time(unix: float) -> str:
-    return datetime.datetime.fromtimestamp(int(unix), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(int(unix), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def phrase(status: int) -> str:
@@ -530,7 +536,7 @@ class ForgeServer(Service, abc.ABC):
         try:
             reply = self._faulted(request, token) or (
                 self._serve_git(request, git_route, token) if git_route else self.answer(request, token))
-        except Exception:  # a bug here must still answer, as a real server's 500 does
+        except Exception:  # noqa: BLE001 - a bug here must still answer, as a real server's 500 does
             traceback.print_exc()
             reply = Reply.json(500, {"message": "Internal Server Error (stand-in bug)"})
         query = {k: v for k, v in request.query.items() if k not in _SECRET_PARAMETERS}

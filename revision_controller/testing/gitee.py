@@ -15,9 +15,22 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from revision_controller.testing.forge import (BudgetedForgeServer, CommitInfo, Fault, Forge, ForgeRepository, Reply,
-                                               Request, authorization_token, conditional, iso_time, pages, phrase,
-                                               segments, x_ratelimit_headers)
+from revision_controller.testing.forge import (
+    BudgetedForgeServer,
+    CommitInfo,
+    Fault,
+    Forge,
+    ForgeRepository,
+    Reply,
+    Request,
+    authorization_token,
+    conditional,
+    iso_time,
+    pages,
+    phrase,
+    segments,
+    x_ratelimit_headers,
+)
 from revision_controller.testing.github import commit_document
 
 API_PATH = "/api/v5"

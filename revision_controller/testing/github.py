@@ -21,13 +21,29 @@ import re
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
-from revision_controller.testing.forge import (Allowance, Budget, BudgetedForgeServer, CommitInfo, Fault, Forge,
-                                               ForgeRepository, Reply, Request, authorization_token, conditional,
-                                               iso_time, pages, phrase, segments, x_ratelimit_headers)
+from revision_controller.testing.forge import (
+    Allowance,
+    Budget,
+    BudgetedForgeServer,
+    CommitInfo,
+    Fault,
+    Forge,
+    ForgeRepository,
+    Reply,
+    Request,
+    authorization_token,
+    conditional,
+    iso_time,
+    pages,
+    phrase,
+    segments,
+    x_ratelimit_headers,
+)
 from revision_controller.testing.gitserver import basic_password
 
 API_PATH = "/api/v3"
@@ -598,7 +614,7 @@ def _execute(type_name: str, value: Any, selections: tuple[Selection, ...], cont
         elif selection.name == "__typename":
             result[selection.alias] = "Commit" if type_name == "GitObject" else type_name
         else:
-            result[selection.alias] = _field(type_name, value, selection, context, path + [selection.alias])
+            result[selection.alias] = _field(type_name, value, selection, context, [*path, selection.alias])
     return result
 
 

@@ -17,9 +17,22 @@ import time
 from typing import Any
 from urllib.parse import quote, unquote
 
-from revision_controller.testing.forge import (Allowance, BudgetedForgeServer, CommitInfo, Fault, Forge,
-                                               ForgeRepository, Reply, Request, authorization_token, conditional,
-                                               iso_time, pages, phrase, segments)
+from revision_controller.testing.forge import (
+    Allowance,
+    BudgetedForgeServer,
+    CommitInfo,
+    Fault,
+    Forge,
+    ForgeRepository,
+    Reply,
+    Request,
+    authorization_token,
+    conditional,
+    iso_time,
+    pages,
+    phrase,
+    segments,
+)
 
 API_PATH = "/api/v4"
 

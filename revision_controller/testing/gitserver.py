@@ -28,17 +28,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from dulwich.index import commit_tree
-from dulwich.objects import Blob, Commit
+from dulwich.objects import Blob, Commit, ObjectID
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.server import BackendRepo, FileSystemBackend
 from dulwich.web import make_wsgi_chain
@@ -315,21 +316,24 @@ def _cgi_answer(output: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
     return f"{status.value} {status.phrase}", headers, payload
 
 
-def _ref(branch: str) -> bytes:
-    return _BRANCHES + branch.encode()
+def _ref(branch: str) -> Ref:
+    return Ref(_BRANCHES + branch.encode())
 
 
-def _sha_of(repo: Repo, ref: bytes) -> bytes | None:
+def _sha_of(repo: Repo, ref: Ref) -> ObjectID | None:
     try:
         return repo.refs[ref]
     except KeyError:
         return None
 
 
-def _tree_with(repo: Repo, parent: bytes | None, files: Mapping[str, str | bytes]) -> bytes:
-    entries: dict[bytes, tuple[bytes, int]] = {}
+def _tree_with(repo: Repo, parent: ObjectID | None, files: Mapping[str, str | bytes]) -> ObjectID:
+    entries: dict[bytes, tuple[ObjectID, int]] = {}
     if parent is not None:
-        for entry in repo.object_store.iter_tree_contents(repo[parent].tree):
+        parent_commit = repo[parent]
+        if not isinstance(parent_commit, Commit):
+            raise ValueError(f"{parent!r} is not a commit")
+        for entry in repo.object_store.iter_tree_contents(parent_commit.tree):
             entries[entry.path] = (entry.sha, entry.mode)
     for name, content in files.items():
         blob = Blob.from_string(content.encode() if isinstance(content, str) else content)
@@ -338,7 +342,7 @@ def _tree_with(repo: Repo, parent: bytes | None, files: Mapping[str, str | bytes
     return commit_tree(repo.object_store, [(path, sha, mode) for path, (sha, mode) in entries.items()])
 
 
-def _store_commit(repo: Repo, tree: bytes, parent: bytes | None, message: str) -> bytes:
+def _store_commit(repo: Repo, tree: ObjectID, parent: ObjectID | None, message: str) -> ObjectID:
     commit = Commit()
     commit.tree = tree
     commit.parents = [parent] if parent else []

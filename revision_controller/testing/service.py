@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import socket
 import sys
 import threading
@@ -57,10 +58,8 @@ class ClosingHTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that time out and hang up are expected here, not news.

@@ -15,9 +15,10 @@ import random
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 JSON = dict[str, Any]
 
@@ -53,7 +54,7 @@ def _normalize_secret(secret: JSON) -> None:
             base64.b64decode(value, validate=True)
         except (binascii.Error, TypeError, ValueError) as error:
             raise ApiError(400, "BadRequest",
-                           f'Secret in version "v1" cannot be handled as a Secret: data[{key}]: {error}')
+                           f'Secret in version "v1" cannot be handled as a Secret: data[{key}]: {error}') from error
     for key, value in (secret.pop("stringData", None) or {}).items():
         data[key] = base64.b64encode(str(value).encode()).decode()
     if data:
@@ -87,8 +88,8 @@ class ResourceType:
         return {"apiVersion": self.api_version(version), "kind": self.kind, **obj}
 
 
-_EVENT_FIELDS = tuple(f"involvedObject.{name}" for name in (
-    "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")) + (
+_EVENT_FIELDS = (*(f"involvedObject.{name}" for name in (
+    "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")),
     "reason", "reportingComponent", "source", "type")
 
 RESOURCES: tuple[ResourceType, ...] = (
@@ -149,7 +150,7 @@ class Selector:
     @classmethod
     def parse(cls, res: ResourceType, label_selector: str, field_selector: str) -> Selector:
         fields = _parse_terms(field_selector, allow_existence=False)
-        allowed = ("metadata.name", "metadata.namespace") + res.field_labels
+        allowed = ("metadata.name", "metadata.namespace", *res.field_labels)
         for term in fields:
             if term.key not in allowed:
                 raise bad_request(f'field label not supported: {term.key}')
@@ -492,4 +493,4 @@ def _content(obj: JSON) -> JSON:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

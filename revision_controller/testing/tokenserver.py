@@ -68,7 +68,7 @@ def self_signed(common_name: str, hosts: tuple[str, ...] = ()) -> SelfSigned:
     """A P-256 key and a day-long certificate naming `hosts` (DNS names or IP addresses)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - datetime.timedelta(hours=1))
@@ -172,7 +172,7 @@ class TokenServer(Service):
         scopes = request.scopes if who or self.anonymous_pull else []
         token = self.issue(who or "anonymous", scopes, may_push=bool(who))
         return 200, {"token": token, "access_token": token, "expires_in": self.expires_in,
-                     "issued_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+                     "issued_at": datetime.datetime.now(datetime.UTC).isoformat()}
 
     def _who(self, authorization: str | None) -> str | None:
         """The user the credentials name; "" for none given; None for wrong ones."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,10 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import yaml
 from kubernetes import client
 
 from revision_controller.function import GROUP, PLURAL
@@ -20,9 +24,14 @@ from revision_controller.kube import api_client
 from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
+from tests.canary import leaking_lines, secret_carries_canary
 
 NAMESPACE = "default"
 STOP_SECONDS = 5.0
+# The daemon's own kubeconfig token, so that its API calls can be told from the tests' own.
+DAEMON_TOKEN = "revision-controller-daemon-token"
+# Test modules that run after every other test: they check what the whole session gathered.
+LAST = ("test_secrets.py", "test_rbac.py")
 
 
 def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
@@ -82,20 +91,135 @@ class DaemonProcess:
             self._out.close()
 
 
+@dataclass(frozen=True)
+class Leak:
+    where: str
+    line: str
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One call the daemon made to the API server: enough to tell the RBAC verb it needs."""
+
+    method: str
+    path: str
+    watch: bool
+
+
+@dataclass
+class Gathered:
+    """Everything the daemons of this session wrote where people or collectors read it (logs with
+    their tracebacks, Events and the objects they patched, metrics), searched for the canary every
+    test token carries; and every API call they made, for the RBAC check."""
+
+    logs: int = 0
+    log_lines: int = 0
+    metrics: int = 0
+    events: int = 0
+    objects: int = 0
+    secrets: int = 0
+    leaks: list[Leak] = field(default_factory=list)
+    plain_secrets: list[str] = field(default_factory=list)
+    api_calls: set[ApiCall] = field(default_factory=set)
+
+    def search(self, where: str, text: str) -> None:
+        """Remember every line of `text` that shows the canary; `where` says what it came from."""
+        self.leaks += [Leak(where, line) for line in leaking_lines(text)]
+
+    def log(self, where: str, daemon: DaemonProcess) -> None:
+        text = daemon.output()
+        self.search(f"{where}: daemon log", text)
+        self.logs += 1
+        self.log_lines += text.count("\n")
+
+    def scrape(self, where: str, daemon: DaemonProcess) -> None:
+        """The daemon's /metrics, while it still runs."""
+        if daemon.process.poll() is not None:
+            return
+        try:
+            text = httpx.get(f"http://127.0.0.1:{daemon.metrics_port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return
+        self.search(f"{where}: /metrics", text)
+        self.metrics += 1
+
+    def api(self, where: str, apiserver: ApiServer, *, check_secrets: bool) -> None:
+        """What the daemon wrote into the API server, the Secrets the test put there, and the
+        calls the daemon made."""
+        events = apiserver.list("v1", "Event")
+        written = [*apiserver.list(f"{GROUP}/{VERSION}", "Function"),
+                   *apiserver.list("coordination.k8s.io/v1", "Lease")]
+        for event in events:
+            self.search(f"{where}: Event {event['metadata']['name']}", json.dumps(event))
+        for obj in written:
+            self.search(f"{where}: {obj['kind']} {obj['metadata']['name']}", json.dumps(obj))
+        secrets = apiserver.list("v1", "Secret")
+        if check_secrets:
+            self.plain_secrets += [f"{where}: Secret {s['metadata']['namespace']}/{s['metadata']['name']}"
+                                   for s in secrets if not secret_carries_canary(s.get("data"), s.get("stringData"))]
+        self.api_calls |= {ApiCall(r.method, r.path, r.query.get("watch", "") in ("1", "true", "True"))
+                           for r in apiserver.requests if r.token == DAEMON_TOKEN}
+        self.events += len(events)
+        self.objects += len(written)
+        self.secrets += len(secrets)
+
+
+GATHERED = Gathered()
+
+
+def secret_manifest(name: str, token: str, namespace: str = NAMESPACE) -> dict:
+    """A git credentials Secret: the token under key `password`, as srcRepo.credentials expects."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+            "stringData": {"password": token}}
+
+
+def put_secret(api: ApiServer, name: str, token: str) -> None:
+    """Create, or replace, the git credentials Secret `name`."""
+    if api.get("v1", "Secret", NAMESPACE, name):
+        api.delete("v1", "Secret", NAMESPACE, name)
+    api.create(secret_manifest(name, token))
+
+
+def daemon_kubeconfig(tmp_path: Path) -> Path:
+    """The test's kubeconfig with the daemon's own token."""
+    config = yaml.safe_load((tmp_path / "kubeconfig").read_text())
+    for user in config["users"]:
+        user["user"]["token"] = DAEMON_TOKEN
+    path = tmp_path / "daemon-kubeconfig"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 @pytest.fixture
-def start_daemon(apiserver: ApiServer, tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+def start_daemon(apiserver: ApiServer, tmp_path: Path,
+                 request: pytest.FixtureRequest) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
     def start(*args: str) -> DaemonProcess:
-        daemon = DaemonProcess(tmp_path / "kubeconfig", tmp_path / f"daemon-{len(started)}.log", list(args))
+        daemon = DaemonProcess(daemon_kubeconfig(tmp_path), tmp_path / f"daemon-{len(started)}.log", list(args))
         started.append(daemon)
         return daemon
 
     yield start
-    for daemon in started:
+    test = request.node.nodeid
+    codes = []
+    for number, daemon in enumerate(started):
+        GATHERED.scrape(f"{test} daemon {number}", daemon)
         killed = daemon.process.returncode == -signal.SIGKILL
-        code = daemon.stop()
+        codes.append((killed, daemon.stop()))
+        GATHERED.log(f"{test} daemon {number}", daemon)
+    if started:
+        GATHERED.api(test, apiserver, check_secrets=test.startswith("tests/e2e/"))
+    for daemon, (killed, code) in zip(started, codes, strict=True):
         assert killed or code == 0, f"daemon exited {code}:\n{daemon.output()}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The checks of what the whole session gathered run after every other test."""
+    here = Path(__file__).parent
+    last = [item.path.parent == here and item.path.name in LAST for item in items]
+    items[:] = [item for item, late in zip(items, last, strict=True) if not late] + [
+        item for item, late in zip(items, last, strict=True) if late]
 
 
 def function_manifest(name: str, url: str, params: str | None = "polling-interval: 1s",
@@ -167,3 +291,12 @@ def status_patches(apiserver: ApiServer, name: str) -> int:
 
 def ls_remotes(gitserver: GitServer, repository: str) -> int:
     return gitserver.ls_remote_count(repository)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if GATHERED.logs:
+        terminalreporter.write_line(
+            f"secrets check: searched {GATHERED.logs} daemon logs ({GATHERED.log_lines} lines), "
+            f"{GATHERED.metrics} /metrics scrapes, {GATHERED.events} Events and {GATHERED.objects} "
+            f"Functions and Leases for the canary of {GATHERED.secrets} Secrets: "
+            f"{len(GATHERED.leaks)} leaks; RBAC check: {len(GATHERED.api_calls)} distinct API calls")

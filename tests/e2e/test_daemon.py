@@ -15,8 +15,23 @@ from revision_controller.function import GROUP, PLURAL
 from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
-from tests.e2e.conftest import (FIRST_POLL, INTERVAL, NAMESPACE, VERSION, WITHIN, create, events, function_manifest,
-                                ls_remotes, recorded, status, status_patches, wait_for, wait_recorded)
+from tests.e2e.conftest import (
+    FIRST_POLL,
+    INTERVAL,
+    NAMESPACE,
+    VERSION,
+    WITHIN,
+    create,
+    events,
+    function_manifest,
+    ls_remotes,
+    recorded,
+    status,
+    status_patches,
+    wait_for,
+    wait_recorded,
+)
+
 
 def test_a_push_is_patched_within_the_interval_plus_two_seconds(
         apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:

@@ -5,13 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from revision_controller.function import GROUP, PLURAL
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
-from tests.e2e.conftest import (NAMESPACE, VERSION, WITHIN, create, events, function_manifest,
-                                ls_remotes, recorded, wait_for, wait_recorded)
+from tests.canary import secret
+from tests.e2e.conftest import (
+    NAMESPACE,
+    VERSION,
+    WITHIN,
+    create,
+    events,
+    function_manifest,
+    ls_remotes,
+    put_secret,
+    recorded,
+    wait_for,
+    wait_recorded,
+)
 
-PASSWORD = "s3cr3t-token-do-not-leak"
+PASSWORD = secret("git-password")
+WRONG = secret("wrong-git-password")
 PARAMS = "repo-type: git\npolling-interval: 1s"
 
 
@@ -19,14 +33,6 @@ PARAMS = "repo-type: git\npolling-interval: 1s"
 def private_gitserver() -> Iterator[GitServer]:
     with GitServer(password=PASSWORD) as server:
         yield server
-
-
-def put_secret(api: ApiServer, name: str, token: str) -> None:
-    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
-            "stringData": {"password": token}}
-    if api.get("v1", "Secret", NAMESPACE, name):
-        api.delete("v1", "Secret", NAMESPACE, name)
-    api.create(body)
 
 
 def test_a_failing_target_is_reported_once_per_distinct_error_then_recovers(
@@ -55,14 +61,14 @@ def test_a_private_repository_is_read_with_the_secrets_token_which_never_leaks(
     daemon = start_daemon()
     (missing,) = wait_for(lambda: events(apiserver, "PollFailed", "private"), WITHIN, "no Secret")
     assert f"Secret {NAMESPACE}/git-token" in missing["message"] and "password" in missing["message"]
-    put_secret(apiserver, "git-token", "wrong-token")
+    put_secret(apiserver, "git-token", WRONG)
     wait_for(lambda: len(events(apiserver, "PollFailed", "private")) == 2, WITHIN, "a refused token")
     assert "rejected the credentials (HTTP 401)" in events(apiserver, "PollFailed", "private")[1]["message"]
     put_secret(apiserver, "git-token", PASSWORD)
     second = repo.commit("change", files={"a": "1"})
     wait_recorded(functions, "private", second)
     everything = daemon.output() + str(apiserver.list("v1", "Event", NAMESPACE))
-    assert PASSWORD not in everything and "wrong-token" not in everything
+    assert PASSWORD not in everything and WRONG not in everything
 
 
 def test_polling_goes_on_through_an_api_server_outage_and_patches_after(

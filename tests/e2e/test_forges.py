@@ -22,14 +22,24 @@ from revision_controller.testing import ApiServer
 from revision_controller.testing.forge import Forge, ForgeRepository
 from revision_controller.testing.gitee import GiteeServer
 from revision_controller.testing.github import GitHubServer
-from revision_controller.testing.gitserver import CAPABILITIES, LS_REFS, GitServer
 from revision_controller.testing.gitlab import GitLabServer
-from tests.e2e.conftest import FIRST_POLL, WITHIN, create, events, function_manifest, wait_for, wait_recorded
-from tests.e2e.test_failures import put_secret
+from revision_controller.testing.gitserver import CAPABILITIES, LS_REFS, GitServer
+from tests.canary import secret
+from tests.e2e.conftest import (
+    FIRST_POLL,
+    WITHIN,
+    create,
+    events,
+    function_manifest,
+    put_secret,
+    wait_for,
+    wait_recorded,
+)
 from tests.e2e.test_production import metric
 from tests.providers.conftest import require_git
 
-TOKEN = "forge-token-do-not-leak"
+TOKEN = secret("forge-token")
+WRONG = secret("wrong-forge-token")
 SERVERS = {"github": GitHubServer, "gitlab": GitLabServer, "gitee": GiteeServer}
 
 
@@ -84,7 +94,7 @@ def test_a_public_repository_is_read_over_git_without_a_token_or_the_api(
     repo = host.forge.create_repository("team/public")
     create(functions, function_manifest("public", host.url("team/public"), host.params()), repo.head())
     start_daemon()
-    wait_for(lambda: host.git_requests(), FIRST_POLL, "a read over git")
+    wait_for(host.git_requests, FIRST_POLL, "a read over git")
     moved = repo.commit("change", files={"a": "1"})
     wait_recorded(functions, "public", moved)
     assert host.api_requests() == []  # no REST rate limit applies to public repositories
@@ -95,7 +105,7 @@ def test_a_private_repository_is_read_through_the_api_for_free_while_nothing_cha
     put_secret(apiserver, "forge-token", TOKEN)
     repo = private_function(functions, host, "private")
     daemon = start_daemon()
-    wait_for(lambda: host.api_requests(), FIRST_POLL, "a first poll")
+    wait_for(host.api_requests, FIRST_POLL, "a first poll")
     moved = repo.commit("change", files={"a": "1"})
     wait_recorded(functions, "private", moved)
     polled = len(host.api_requests())
@@ -111,7 +121,7 @@ def test_a_private_repository_is_read_through_the_api_for_free_while_nothing_cha
 
 def test_a_wrong_token_is_told_on_the_function_with_the_fix_and_a_new_one_is_used_at_once(
         apiserver: ApiServer, host: Host, functions, start_daemon) -> None:
-    put_secret(apiserver, "forge-token", "wrong-token")
+    put_secret(apiserver, "forge-token", WRONG)
     repo = private_function(functions, host, "locked")
     daemon = start_daemon()
     (failed,) = wait_for(lambda: events(apiserver, "PollFailed", "locked"), FIRST_POLL, "PollFailed")
@@ -121,7 +131,7 @@ def test_a_wrong_token_is_told_on_the_function_with_the_fix_and_a_new_one_is_use
     moved = repo.commit("change", files={"a": "1"})
     wait_recorded(functions, "locked", moved, seconds=WITHIN + 2)  # the Secret is re-read within a second
     everything = daemon.output() + str(apiserver.list("v1", "Event", "default"))
-    assert TOKEN not in everything and "wrong-token" not in everything
+    assert TOKEN not in everything and WRONG not in everything
 
 
 def test_a_private_repository_without_a_secret_says_a_token_is_needed(
@@ -175,7 +185,7 @@ def test_retry_after_holds_every_request_to_the_host_until_the_time_it_names(
         put_secret(apiserver, "forge-token", TOKEN)
         private_function(functions, host, "paced")
         start_daemon()
-        wait_for(lambda: host.api_requests(), FIRST_POLL, "a first poll")
+        wait_for(host.api_requests, FIRST_POLL, "a first poll")
         host.server.fault(403, secondary=True, retry_after=4)
         (limited,) = wait_for(lambda: [r for r in host.api_requests() if r.status == 403], 5, "the limit")
         later = wait_for(lambda: [r for r in host.api_requests() if r.at > limited.at], 12, "a request after")

@@ -11,9 +11,10 @@ from revision_controller.function import GROUP, PLURAL
 from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
 from revision_controller.testing import ApiServer
 from revision_controller.testing.registry import Registry, require_registry
+from tests.canary import secret
 from tests.e2e.conftest import NAMESPACE, VERSION, WITHIN, events, wait_for
 
-SECRET_PASSWORD = "registry-pass-do-not-leak"
+SECRET_PASSWORD = secret("registry-password")
 
 
 @pytest.fixture

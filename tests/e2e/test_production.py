@@ -12,8 +12,19 @@ from revision_controller.leadership import LEASE_NAME
 from revision_controller.params import PARAMS_ANNOTATION
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
-from tests.e2e.conftest import (INTERVAL, NAMESPACE, VERSION, WITHIN, DaemonProcess, create, events,
-                                function_manifest, status_patches, wait_for, wait_recorded)
+from tests.e2e.conftest import (
+    INTERVAL,
+    NAMESPACE,
+    VERSION,
+    WITHIN,
+    DaemonProcess,
+    create,
+    events,
+    function_manifest,
+    status_patches,
+    wait_for,
+    wait_recorded,
+)
 
 PARAMS = "repo-type: git\npolling-interval: 1s"
 LEASE_SECONDS = 3.0
@@ -40,7 +51,7 @@ def metric(daemon: DaemonProcess, name: str, **labels: str) -> float | None:
     if response is None:
         return None
     wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    pattern = re.compile(rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? (\S+)$", re.M)
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? (\S+)$", re.MULTILINE)
     found = pattern.search(response.text)
     return float(found.group(1)) if found else None
 

@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from providers.answers import (GITHUB_PREFIX, GITLAB_PREFIX, ETags, for_answer, is_commit_sha,
-                               is_throttled, pause_seconds, rate_limit)
+from providers.answers import (
+    GITHUB_PREFIX,
+    GITLAB_PREFIX,
+    ETags,
+    for_answer,
+    is_commit_sha,
+    is_throttled,
+    pause_seconds,
+    rate_limit,
+)
 from providers.base import GitSource, RateLimit, Throttled, Unauthorized
 from providers.failures import Batch, Subject
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from dulwich.repo import Repo
 
 from providers import git, smarthttp
-from providers.base import (GitSource, InvalidSource, NotFound, ProviderError, Throttled,
-                            Unauthorized, Unavailable)
+from providers.base import GitSource, InvalidSource, NotFound, ProviderError, Throttled, Unauthorized, Unavailable
 from revision_controller.testing.gitserver import ADVERTISEMENT, CAPABILITIES, LS_REFS, GitServer
 from tests.providers.conftest import TOKEN, assert_token_hidden, require_git
 
@@ -27,7 +28,7 @@ def assert_unavailable_while_hung_then_recovers(server: GitServer, p: git.Provid
     """`p`, with a 0.5 s timeout, gives up on the hung `server` in time and recovers once it answers."""
     with server.hang():
         started = time.monotonic()
-        with pytest.raises(Unavailable, match="no answer within 0.5s"):
+        with pytest.raises(Unavailable, match=re.escape("no answer within 0.5s")):
             p.head("main")
         elapsed = time.monotonic() - started
 
@@ -67,7 +68,7 @@ def test_the_clone_url_is_the_repository_normalised() -> None:
 @pytest.mark.parametrize("url", ["git@git.example.com:team/app.git", "ssh://git@git.example.com/team/app.git",
                                  "git.example.com/team/app.git", "", "file:///srv/app.git"])
 def test_anything_but_http_is_invalid_and_the_error_says_to_use_https(url: str) -> None:
-    with pytest.raises(InvalidSource, match="ssh is not supported|not ssh") as caught:
+    with pytest.raises(InvalidSource, match=r"ssh is not supported|not ssh") as caught:
         git.parse_source(url)
     assert "https://" in str(caught.value)
 
@@ -79,8 +80,8 @@ def test_a_hosted_repository_is_read_through_its_clone_url(git_http_backend: Git
 
     p = git.Provider(source, None, 5)
     assert p.head("main") == repo.head()
-    with pytest.raises(NotFound, match="github repository owner/app on https://api.github.com, "
-                                       "branch 'nope'"):
+    with pytest.raises(NotFound, match=re.escape("github repository owner/app on https://api.github.com, "
+                                                 "branch 'nope'")):
         p.head("nope")
 
 
@@ -254,9 +255,9 @@ class TestAgainstDulwichGitServer:
     (500, Unavailable, "HTTP 500"), (503, Unavailable, "HTTP 503"),
 ])
 def test_http_statuses_from_other_servers(status: int, error: type[Exception], text: str) -> None:
-    with answering_with(status, {"WWW-Authenticate": 'Basic realm="x"'}) as url:
-        with pytest.raises(error, match=text) as caught:
-            provider(url, token=TOKEN).head("main")
+    with (answering_with(status, {"WWW-Authenticate": 'Basic realm="x"'}) as url,
+          pytest.raises(error, match=text) as caught):
+        provider(url, token=TOKEN).head("main")
     assert_token_hidden(caught.value)
 
 
@@ -272,9 +273,9 @@ def test_retry_after_is_throttled_not_slept_through(status: int) -> None:
 
 
 def test_a_web_page_is_not_a_git_repository() -> None:
-    with answering_with(200, {"Content-Type": "text/html"}) as url:
-        with pytest.raises(ProviderError, match="does not speak git's smart HTTP protocol"):
-            provider(url).head("main")
+    with (answering_with(200, {"Content-Type": "text/html"}) as url,
+          pytest.raises(ProviderError, match="does not speak git's smart HTTP protocol")):
+        provider(url).head("main")
 
 
 def test_redirects_to_the_repository_are_followed(server: GitServer) -> None:
@@ -301,7 +302,7 @@ def answering_with(status: int, headers: dict[str, str]) -> Iterator[str]:
 
 class _FixedAnswer(BaseHTTPRequestHandler):
     status = 500
-    headers_to_send: dict[str, str] = {}
+    headers_to_send: ClassVar[dict[str, str]] = {}  # set per server by answering_with
 
     def do_GET(self) -> None:
         self.send_response(self.status)

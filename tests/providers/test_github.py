@@ -5,6 +5,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from email.utils import formatdate
 from urllib.parse import urlsplit
 
@@ -16,8 +17,18 @@ import respx
 
 import providers
 from providers import github
-from providers.base import (DEFAULT_TIMEOUT_SECONDS, GitSource, InvalidSource, MissingBranch, NotFound, ProviderError,
-                            RateLimit, Throttled, Unauthorized, Unavailable)
+from providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    GitSource,
+    InvalidSource,
+    MissingBranch,
+    NotFound,
+    ProviderError,
+    RateLimit,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+)
 from providers.github import HeadQuery, read_heads
 from tests.providers.conftest import TOKEN, assert_token_hidden
 
@@ -114,12 +125,12 @@ def test_enterprise_host_without_base_url_derives_the_api(url: str) -> None:
     "https://github.com/octo/..",
 ])
 def test_unreadable_urls_say_what_to_write(url: str) -> None:
-    with pytest.raises(InvalidSource, match="https://github.com/OWNER/REPO"):
+    with pytest.raises(InvalidSource, match=re.escape("https://github.com/OWNER/REPO")):
         github.parse_source(url)
 
 
 def test_invalid_base_url_is_named() -> None:
-    with pytest.raises(InvalidSource, match="ghe.example.com"):
+    with pytest.raises(InvalidSource, match=re.escape("ghe.example.com")):
         github.parse_source("https://github.com/octo/hello", base_url="ghe.example.com")
 
 
@@ -285,10 +296,8 @@ def test_every_answer_updates_the_rate_limit(mock: responses.RequestsMock, statu
     p.head("main")
     assert p.rate_limit == RateLimit(limit=5000, remaining=4000, reset_at=1_900_000_000)
 
-    try:
+    with suppress(ProviderError):
         p.head("main")
-    except ProviderError:
-        pass
 
     assert p.rate_limit == RateLimit(limit=5000, remaining=3999, reset_at=1_900_000_100)
 
@@ -351,14 +360,14 @@ def test_permissions_403_is_unauthorized_not_throttled(mock: responses.RequestsM
     mock.get(MAIN_URL, status=403, headers=budget(4321),
              json={"message": "Resource not accessible by integration"})
 
-    with pytest.raises(Unauthorized, match="HTTP 403.*check that the token"):
+    with pytest.raises(Unauthorized, match=r"HTTP 403.*check that the token"):
         provider().head("main")
 
 
 def test_anonymous_rate_limit_message_says_to_add_a_token(mock: responses.RequestsMock) -> None:
     mock.get(REPO_URL, status=403, json={"message": "API rate limit exceeded for 1.2.3.4."})
 
-    with pytest.raises(Throttled, match="rate limited.*put a token"):
+    with pytest.raises(Throttled, match=r"rate limited.*put a token"):
         provider(token=None).default_branch()
 
 

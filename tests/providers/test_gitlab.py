@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,8 +12,16 @@ import requests
 import responses
 
 from providers import gitlab
-from providers.base import (GitSource, InvalidSource, NotFound, ProviderError, RateLimit, Throttled,
-                            Unauthorized, Unavailable)
+from providers.base import (
+    GitSource,
+    InvalidSource,
+    NotFound,
+    ProviderError,
+    RateLimit,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+)
 from tests.providers.conftest import TOKEN, assert_token_hidden
 
 SERVER = "https://gitlab.com"
@@ -102,7 +111,7 @@ def test_auth_type_is_kept_normalised(auth_type: str) -> None:
 
 
 def test_unknown_auth_type_names_the_allowed_ones() -> None:
-    with pytest.raises(InvalidSource, match="'Basic'.*PrivateToken, OAuthToken, JobToken"):
+    with pytest.raises(InvalidSource, match=r"'Basic'.*PrivateToken, OAuthToken, JobToken"):
         gitlab.parse_source("https://gitlab.com/g/p", auth_type="Basic")
 
 
@@ -214,10 +223,8 @@ def test_every_answer_updates_the_rate_limit(mock: responses.RequestsMock, statu
     p.head("main")
     assert p.rate_limit == RateLimit(2000, 1500, 1_900_000_000)
 
-    try:
+    with suppress(ProviderError):
         p.head("main")
-    except ProviderError:
-        pass
 
     assert p.rate_limit == RateLimit(2000, 1499, 1_900_000_060)
 
@@ -285,7 +292,7 @@ def test_http_failures_map_to_provider_errors_after_one_request(
 def test_default_branch_failure_names_the_project(mock: responses.RequestsMock) -> None:
     mock.get(PROJECT_URL, status=404, json={"message": "404 Project Not Found"})
 
-    with pytest.raises(NotFound, match="group/sub/project.*needs a token in the credentials Secret"):
+    with pytest.raises(NotFound, match=r"group/sub/project.*needs a token in the credentials Secret"):
         provider(token=None).default_branch()
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import providers
@@ -27,7 +29,7 @@ def test_any_clone_url_spelling_becomes_its_smart_http_url(url: str, expected: s
 @pytest.mark.parametrize("url", ["", "git.example.com/o/r", "ftp://git.example.com/o/r",
                                  "https://git.example.com/", "https://git.example.com/o/../r"])
 def test_what_names_no_repository_says_how_to_write_one(url: str) -> None:
-    with pytest.raises(InvalidSource, match="OWNER/REPO.git"):
+    with pytest.raises(InvalidSource, match=re.escape("OWNER/REPO.git")):
         normalise_clone_url(url, example=EXAMPLE)
 
 

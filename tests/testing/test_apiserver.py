@@ -65,7 +65,7 @@ class WatchRecorder:
         try:
             for event in self.watch.stream(func, *args, **kwargs):
                 self.events.append(event)
-        except BaseException as error:  # the test inspects it
+        except BaseException as error:  # noqa: BLE001 - the test inspects it
             self.error = error
 
     def types(self) -> list[str]:

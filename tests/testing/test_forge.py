@@ -8,8 +8,7 @@ from email.message import Message
 import httpx
 import pytest
 
-from revision_controller.testing.forge import (Budget, Fault, Forge, ForgeServer, Reply, Request,
-                                               conditional)
+from revision_controller.testing.forge import Budget, Fault, Forge, ForgeServer, Reply, Request, conditional
 
 TOKEN = "forge-token"
 

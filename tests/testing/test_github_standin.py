@@ -13,8 +13,11 @@ from providers import github as github_provider
 from providers.base import GitSource, NotFound
 from revision_controller.testing.forge import Forge
 from revision_controller.testing.github import SECONDARY_MESSAGE, GitHubServer
-from tests.testing.conftest import (assert_git_lists_public_and_private_refs, assert_provider_recovers_after_faults,
-                                    ls_remote)
+from tests.testing.conftest import (
+    assert_git_lists_public_and_private_refs,
+    assert_provider_recovers_after_faults,
+    ls_remote,
+)
 
 TOKEN = "gh-standin-token"
 QUERY = ("query($o0: String!, $n0: String!, $q0: String!, $o1: String!, $n1: String!, $o2: String!, "
@@ -192,9 +195,9 @@ def test_a_delayed_answer_times_out_the_client_and_the_next_is_served(forge: For
 def test_secondary_limit_per_minute(forge: Forge) -> None:
     forge.create_repository("octo/hello")
     forge.grant(TOKEN)
-    with GitHubServer(forge, per_minute=3) as server:
-        with httpx.Client(headers={"Authorization": f"token {TOKEN}"}, timeout=5) as http:
-            answers = [http.get(f"{server.api_url}/repos/octo/hello") for _ in range(4)]
+    with (GitHubServer(forge, per_minute=3) as server,
+          httpx.Client(headers={"Authorization": f"token {TOKEN}"}, timeout=5) as http):
+        answers = [http.get(f"{server.api_url}/repos/octo/hello") for _ in range(4)]
 
     assert [a.status_code for a in answers] == [200, 200, 200, 403]
     assert answers[3].json()["message"] == SECONDARY_MESSAGE
@@ -236,7 +239,8 @@ def test_graphql_hides_private_repositories_from_tokens_without_access(forge: Fo
                                                                        server: GitHubServer) -> None:
     forge.create_repository("octo/secret", private=True)
     forge.grant(TOKEN, "octo/other")
-    query = '{ r0: repository(owner: "octo", name: "secret") { defaultBranchRef { target { ... on Commit { oid } } } } }'
+    query = ('{ r0: repository(owner: "octo", name: "secret") '
+             '{ defaultBranchRef { target { ... on Commit { oid } } } } }')
 
     answer = httpx.post(server.graphql_url, json={"query": query}, headers={"Authorization": f"token {TOKEN}"},
                         timeout=5).json()

@@ -15,8 +15,15 @@ from dulwich.client import get_transport_and_path
 from dulwich.object_store import tree_lookup_path
 from dulwich.repo import Repo
 
-from revision_controller.testing.gitserver import (ADVERTISEMENT, CAPABILITIES, FETCH, LS_REFS, GitServer,
-                                                   HostedRepository, ServedRequest)
+from revision_controller.testing.gitserver import (
+    ADVERTISEMENT,
+    CAPABILITIES,
+    FETCH,
+    LS_REFS,
+    GitServer,
+    HostedRepository,
+    ServedRequest,
+)
 
 
 @pytest.fixture
@@ -250,10 +257,9 @@ class TestGitHttpBackend:
             assert answered.headers["Content-Type"] == "application/x-git-upload-pack-advertisement"
 
     def test_a_missing_repository_is_404(self) -> None:
-        with GitServer(backend="http-backend") as srv:
-            with pytest.raises(urllib.error.HTTPError) as missing:
-                urllib.request.urlopen(f"{srv.url}/absent.git/info/refs?service=git-upload-pack",
-                                       timeout=5)
+        with GitServer(backend="http-backend") as srv, pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{srv.url}/absent.git/info/refs?service=git-upload-pack",
+                                   timeout=5)
         assert missing.value.code == 404
 
 

@@ -15,11 +15,10 @@ import jwt
 import pytest
 
 from revision_controller.testing import registry as equipment
-from revision_controller.testing.registry import (DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry,
-                                                  require_registry)
+from revision_controller.testing.registry import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry, require_registry
 from revision_controller.testing.tokenserver import TokenServer
 
-ACCEPT_ALL = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST])
+ACCEPT_ALL = f"{OCI_INDEX}, {OCI_MANIFEST}, {DOCKER_MANIFEST}"
 
 
 def sha256(blob: bytes) -> str:

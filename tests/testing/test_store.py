@@ -7,8 +7,7 @@ import threading
 import pytest
 
 from revision_controller.testing.patches import merge_patch
-from revision_controller.testing.store import (RESOURCES, ApiError, EndReason, JSON, Selector, Store,
-                                               Target)
+from revision_controller.testing.store import JSON, RESOURCES, ApiError, EndReason, Selector, Store, Target
 
 FUNCTION, SECRET, EVENT, LEASE = RESOURCES
 
@@ -98,9 +97,8 @@ def test_selector_changes_look_like_added_and_deleted() -> None:
     sub = store.subscribe(FUNCTION, "default", Selector.parse(FUNCTION, "tier=web", ""), since=0)
     store.create(FUNCTION, "default", function("a"))
     for tier in ("web", "web", "db"):
-        store.patch(FUNCTION, "default", "a",
-                    lambda obj: merge_patch(obj, {"metadata": {"labels": {"tier": tier}}, "spec": {"t": tier}}),
-                    Target.MAIN)
+        labelled = {"metadata": {"labels": {"tier": tier}}, "spec": {"t": tier}}
+        store.patch(FUNCTION, "default", "a", lambda obj, patch=labelled: merge_patch(obj, patch), Target.MAIN)
     assert drain(store, sub) == [("ADDED", "a"), ("DELETED", "a")]
 
 
