@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from providers import InvalidSource, parse_reference
-from revision_controller.announcements import (Announcement, BranchPush, Ignored, ImagePush, Repository,
-                                               repository_of)
+from revision_controller.announcements import Announcement, BranchPush, Ignored, ImagePush, Repository, repository_of
 
 BRANCH_PREFIX = "refs/heads/"
 GITEE_SIGNATURE_MAX_AGE_SECONDS = 3600.0

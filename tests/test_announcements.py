@@ -62,4 +62,5 @@ def test_an_image_push_names_the_tag_of_that_image_only() -> None:
 
 def test_docker_hub_names_are_read_as_the_daemon_reads_them() -> None:
     hub = parse_reference("nginx")
-    assert names(ImagePush(hub.registry, hub.repository, "latest"), ImageTarget(parse_reference("docker.io/library/nginx:latest")))
+    target = ImageTarget(parse_reference("docker.io/library/nginx:latest"))
+    assert names(ImagePush(hub.registry, hub.repository, "latest"), target)

@@ -73,7 +73,7 @@ def gitlab(push: Push, secret: str) -> Delivery:
     project = {"id": push.project_id, "web_url": push.web_url, "git_http_url": push.clone_url,
                "git_ssh_url": push.ssh_url, "path_with_namespace": push.full_name,
                "default_branch": push.default_branch}
-    payload = {"object_kind": "tag_push" if tag else "push", "event_name": "tag_push" if tag else "push",
+    payload: JSON = {"object_kind": "tag_push" if tag else "push", "event_name": "tag_push" if tag else "push",
                "ref": push.full_ref, "before": push.before, "after": push.after, "checkout_sha": push.after,
                "project_id": push.project_id, "project": project, "commits": [], "total_commits_count": 0,
                "repository": {"name": push.full_name, "url": push.ssh_url, "homepage": push.web_url,
