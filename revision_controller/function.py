@@ -5,15 +5,17 @@ Only these small views are kept in memory, never whole Function objects.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
+from revision_controller.params import PARAMS_ANNOTATION, REQUESTED_AT_ANNOTATION, SWITCH_ANNOTATION
 
 GROUP = "core.openfunction.io"
 PLURAL = "functions"
 KIND = "Function"
 DEFAULT_SOURCE = "default"
+FINGERPRINT_CHARACTERS = 64
 
 
 @dataclass(frozen=True, order=True)
@@ -45,6 +47,7 @@ class FunctionView:
     commit_sha: str = ""
     bundle_digest: str = ""
     image_digest: str = ""
+    requested_at: str = ""
 
 
 def view_of(obj: object) -> FunctionView:
@@ -78,6 +81,7 @@ def view_of(obj: object) -> FunctionView:
         commit_sha=_text(_mapping(source.get("git")).get("commitSha")),
         bundle_digest=_text(_mapping(source.get("bundle")).get("digest")),
         image_digest=_text(_mapping(status.get("revision")).get("imageDigest")),
+        requested_at=_fingerprint(_annotation(annotations, REQUESTED_AT_ANNOTATION) or ""),
     )
 
 
@@ -87,6 +91,13 @@ def _default_source(status: dict[str, Any]) -> dict[str, Any]:
         if isinstance(source, dict) and source.get("name") == DEFAULT_SOURCE:
             return source
     return {}
+
+
+def _fingerprint(value: str) -> str:
+    """A value short enough to keep for every Function, equal exactly when the values are."""
+    if len(value) <= FINGERPRINT_CHARACTERS:
+        return value
+    return "#" + hashlib.blake2b(value.encode(errors="replace"), digest_size=16).hexdigest()
 
 
 def _mapping(value: object) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from revision_controller.duration import DurationTooLong, parse_duration
 
 SWITCH_ANNOTATION = "openfunction.io/revision-controller"
 PARAMS_ANNOTATION = "openfunction.io/revision-controller-params"
+# Any new value polls the Function's target at once ("check now"); webhooks on a standby set it too.
+REQUESTED_AT_ANNOTATION = "openfunction.io/revision-controller-requested-at"
 SWITCH_ON = "enable"
 
 TYPES = ("source", "source-image", "image")

@@ -66,6 +66,7 @@ class _Plan:
     running: bool = False
     again: bool = False  # poll_now() during a poll: poll once more when it ends
     woken: bool = False  # wake() during a poll: if it fails, poll again at once
+    out_of_turn: bool = False  # poll_now(): the next poll is out of turn, the one after a full period later
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class _Job:
     target: Target
     plan: _Plan
     due: float
+    out_of_turn: bool = False
 
 
 class TargetScheduler:
@@ -198,11 +200,13 @@ class TargetScheduler:
                 self._schedule(target, plan, self._clock())
 
     def poll_now(self, target: Target) -> bool:
-        """Poll a planned target at once (after the poll under way, if any), then keep its cadence."""
+        """Poll a planned target at once (after the poll under way, if any), and the next time a full
+        period after that poll; then on its phase again. False when the target is not planned."""
         with self._changed:
             plan = self._plans.get(target)
             if plan is None:
                 return False
+            plan.out_of_turn = True
             if plan.running:
                 plan.again = True
             else:
@@ -251,9 +255,9 @@ class TargetScheduler:
             self._schedule(target, plan, plan.cadence.locked_due(now, now))
             if plan.running:
                 return target
-            plan.running, plan.again, plan.woken = True, False, False
             self._idle -= 1
-            self._jobs.put(_Job(target, plan, due))
+            self._jobs.put(_Job(target, plan, due, plan.out_of_turn))
+            plan.running, plan.again, plan.woken, plan.out_of_turn = True, False, False, False
         return None
 
     def _drop_stale_entries(self) -> None:
@@ -305,6 +309,8 @@ class TargetScheduler:
                 finished = self._clock()
                 stretched = replace(plan.cadence, stretch=stretch)
                 plan.cadence, due = stretched.after(outcome, started, finished, draw)
+                if job.out_of_turn and not outcome.failed:
+                    due = started + stretched.period
                 if plan.again or (plan.woken and outcome.failed):
                     due = finished
                 self._schedule(job.target, plan, due)

@@ -57,6 +57,11 @@ class SubscriptionBook:
             if view.ref in self._subscriptions:
                 self._views[view.ref] = view
 
+    def view(self, ref: FunctionRef) -> FunctionView | None:
+        """The newest view of a subscribed Function."""
+        with self._lock:
+            return self._views.get(ref)
+
     @property
     def version(self) -> int:
         """Counts the changes of subscriptions, so that what is derived from all of them is

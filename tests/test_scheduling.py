@@ -307,6 +307,23 @@ def test_poll_now_polls_at_once_then_keeps_the_cadence(recorder: Recorder) -> No
         planned.shutdown()
 
 
+def test_after_a_poll_out_of_turn_the_next_comes_a_full_period_later_not_at_the_next_phase_point(
+        recorder: Recorder) -> None:
+    period = 1.0
+    planned = scheduler(recorder)
+    try:
+        planned.replan(A, period)
+        wait_for(lambda: recorder.count(A) == 2, seconds=5)
+        last = recorder.times(A)[-1]
+        wait_for(lambda: time.monotonic() > last + 0.4 * period)  # the next phase point is 0.6 s away
+        assert planned.poll_now(A) is True
+        wait_for(lambda: recorder.count(A) == 4, seconds=5)
+        prompted, after = recorder.times(A)[2:4]
+        assert after - prompted >= 0.9 * period
+    finally:
+        planned.shutdown()
+
+
 def test_poll_now_during_a_poll_polls_again_right_after_it(recorder: Recorder) -> None:
     assert_asked_during_its_poll_is_polled_again_after_it(recorder, TargetScheduler.poll_now)
 
