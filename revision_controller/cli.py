@@ -91,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
                      help="read the heads of a GitHub token's targets in GraphQL batches (100 a request) "
                           "once they would make more REST requests a minute than this; 0 batches always "
                           f"(default: {DEFAULT_CEILING_PER_MINUTE:g}, under GitHub's 900 a minute)")
+    run.add_argument("--webhook-bind-address", type=_address, default=":8090", metavar="ADDR",
+                     help="receive signed webhooks from GitHub, GitLab, Gitee and registries here, at "
+                          "/hooks/PROVIDER; 0 disables (default: :8090)")
+    run.add_argument("--webhook-secret-file", default="", metavar="PATH",
+                     help="file holding the webhooks' shared secret; without it no webhook is received")
     _add_logging(run)
     demo = commands.add_parser("demo", help="run the whole loop on this machine, then exit")
     _add_logging(demo)
@@ -121,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           retry_period=args.leader_election_retry_period,
                           health_probe_address=args.health_probe_bind_address,
                           metrics_address=args.metrics_bind_address,
-                          graphql_batch_above=args.graphql_batch_above)
+                          graphql_batch_above=args.graphql_batch_above,
+                          webhook_address=args.webhook_bind_address, webhook_secret_file=args.webhook_secret_file)
     try:
         daemon = Daemon(config)
     except StartupError as error:

@@ -18,6 +18,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from kubernetes.client import ApiClient
 from kubernetes.config import ConfigException
@@ -29,11 +31,13 @@ from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.kube import FunctionsApi, api_client
 from revision_controller.leadership import LeaderElector, LeaseConfig
 from revision_controller.metrics import Metrics
-from revision_controller.params import DEFAULT_POLLING_INTERVAL
+from revision_controller.params import DEFAULT_POLLING_INTERVAL, REQUESTED_AT_ANNOTATION
 from revision_controller.patching import StatusPatcher, involved
 from revision_controller.planning import Notice, Plan, plan_function
 from revision_controller.polling import TargetPoller
-from revision_controller.probes import Check, EndpointServer, Routes, metrics_route, parse_address, probe_routes
+from revision_controller.probes import Check, EndpointServer, metrics_route, parse_address, probe_routes
+from revision_controller.prompts import Prompts
+from revision_controller.receiver import Reception, SecretFile, WebhookReceiver
 from revision_controller.scheduling import TargetScheduler
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import Target
@@ -66,14 +70,17 @@ class DaemonConfig:
     health_probe_address: str = ":8081"
     metrics_address: str = ":8080"
     graphql_batch_above: float = DEFAULT_CEILING_PER_MINUTE
+    webhook_address: str = ":8090"
+    webhook_secret_file: str = ""
 
 
 class Controller:
     """Turns Function changes into target plans. Called from the watch threads."""
 
     def __init__(self, config: DaemonConfig, functions: FunctionsApi, events: EventRecorder,
-                 book: SubscriptionBook, scheduler: TargetScheduler) -> None:
+                 book: SubscriptionBook, scheduler: TargetScheduler, prompts: Prompts) -> None:
         self._config = config
+        self._prompts = prompts
         self._functions = functions
         self._events = events
         self._book = book
@@ -82,6 +89,7 @@ class Controller:
         self._notices: dict[FunctionRef, Notice] = {}
 
     def changed(self, view: FunctionView) -> None:
+        before = self._book.view(view.ref)
         try:
             plan = plan_function(view, self._config.default_polling_interval)
         except Exception as error:  # a bug, which must cost this Function only, never the watch
@@ -94,6 +102,9 @@ class Controller:
             self._replan(changed)
             if changed:  # what the Function asks for changed: a failing target may be mended now
                 self._scheduler.wake(plan.subscription.target)
+            if before is not None and view.requested_at not in ("", before.requested_at):
+                log.info("Function %s asks for a check now: polling %s", view.ref, plan.subscription.target.describe())
+                self._prompts.requested(plan.subscription.target, view.requested_at)
         else:
             self._drop(view.ref, "it is no longer watched")
         self._tell(view, plan.notice)
@@ -149,12 +160,21 @@ def _connect(kubeconfig: str | None) -> ApiClient:
         raise StartupError(f"cannot configure the Kubernetes client from {where}: {error} ({hint})") from None
 
 
-def _listen(address: str, flag: str, routes: Routes) -> EndpointServer | None:
+class _Server(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+Listener = tuple[str, str, Callable[[tuple[str, int]], _Server]]  # address, its flag, how to serve it
+
+
+def _listen(address: str, flag: str, serve: Callable[[tuple[str, int]], _Server]) -> _Server | None:
     bound = parse_address(address)
     if bound is None:
         return None
     try:
-        return EndpointServer(bound, routes)
+        return serve(bound)
     except OSError as error:
         host, port = bound
         if error.errno == errno.EADDRINUSE:
@@ -176,13 +196,15 @@ class Daemon:
         self.stopping = threading.Event()
         self.elector = self._elector(api) if config.leader_elect else None
         patcher = StatusPatcher(self.functions, self.events, self.metrics, self.book.refresh, self.may_act)
+        self.prompts = Prompts(self.book, self._poll_now, self.may_act,
+                               lambda ref, value: self.functions.annotate(ref, REQUESTED_AT_ANNOTATION, value))
         self.poller = TargetPoller(self.book, CredentialStore(api), patcher, self.events, self.metrics,
                                    self.functions.api_version, self.may_act,
-                                   batch_above=config.graphql_batch_above)
+                                   batch_above=config.graphql_batch_above, prompts=self.prompts)
         self.scheduler = TargetScheduler(self.poller.poll, self.poller.forget, config.workers,
                                          stretch=self.poller.stretch, on_late=self._late,
                                          on_overlap=self._overlapped)
-        self.controller = Controller(config, self.functions, self.events, self.book, self.scheduler)
+        self.controller = Controller(config, self.functions, self.events, self.book, self.scheduler, self.prompts)
         self.watchers = [
             FunctionWatcher(self.functions, namespace, self.controller.changed, self.controller.deleted,
                             self.controller.resynced, self.stopping)
@@ -203,6 +225,9 @@ class Daemon:
                     self.scheduler.wake(target)
             except Exception:  # a bug here must not stop the loop, nor go unseen
                 log.exception("checking whether refused credentials changed failed")
+
+    def _poll_now(self, target: Target) -> bool:
+        return self.scheduler.poll_now(target)  # made after the prompts, which the poller needs
 
     def _late(self, target: Target, seconds: float) -> None:
         self.metrics.late()
@@ -271,17 +296,48 @@ class Daemon:
         self.metrics.leading(False)
         self.scheduler.pause()
 
-    def _endpoint_servers(self) -> list[EndpointServer]:
-        probes = _listen(self.config.health_probe_address, "--health-probe-bind-address",
-                         probe_routes({"/healthz": self._liveness(), "/readyz": self._readiness()}))
+    def _endpoint_servers(self) -> list[_Server]:
+        servers: list[_Server] = []
         try:
-            metrics = _listen(self.config.metrics_address, "--metrics-bind-address",
-                              metrics_route(self.metrics.registry))
+            for address, flag, serve in self._listeners():
+                server = _listen(address, flag, serve)
+                if server:
+                    servers.append(server)
         except StartupError:
-            if probes:
-                probes.stop()
+            for server in servers:
+                server.stop()
             raise
-        return [server for server in (probes, metrics) if server]
+        return servers
+
+    def _listeners(self) -> list[Listener]:
+        probes = probe_routes({"/healthz": self._liveness(), "/readyz": self._readiness()})
+        listeners: list[Listener] = [
+            (self.config.health_probe_address, "--health-probe-bind-address",
+             lambda bound: EndpointServer(bound, probes)),
+            (self.config.metrics_address, "--metrics-bind-address",
+             lambda bound: EndpointServer(bound, metrics_route(self.metrics.registry)))]
+        secret = self._webhook_secret()
+        if secret:
+            reception = Reception(secret, self.prompts.announced)
+            listeners.append((self.config.webhook_address, "--webhook-bind-address",
+                              lambda bound: WebhookReceiver(bound, reception, self.metrics.webhook)))
+        return listeners
+
+    def _webhook_secret(self) -> SecretFile | None:
+        """The webhook secret, or None (said once in the log) when webhooks are off."""
+        address, path = self.config.webhook_address, self.config.webhook_secret_file
+        if parse_address(address) is None:
+            return None
+        if not path:
+            log.info("webhooks are off: pass --webhook-secret-file with the shared secret to receive them "
+                     "on %s", address)
+            return None
+        secret = SecretFile(Path(path))
+        if not secret.read():
+            log.warning("webhooks are off: the secret file %s is missing or empty; put the shared secret in "
+                        "the Secret revision-controller-webhook (key 'secret') and restart", path)
+            return None
+        return secret
 
     def _liveness(self) -> dict[str, Check]:
         """Alive: every loop thread still turns and the scheduler has not died."""

@@ -76,6 +76,12 @@ class FunctionsApi:
             GROUP, self.version, ref.namespace, PLURAL, ref.name, body,
             _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT_SECONDS))
 
+    def annotate(self, ref: FunctionRef, key: str, value: str) -> None:
+        """Set one annotation, touching nothing else of the Function."""
+        self._custom.patch_namespaced_custom_object(
+            GROUP, self.version, ref.namespace, PLURAL, ref.name, {"metadata": {"annotations": {key: value}}},
+            _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT_SECONDS)
+
 
 def _json_object(answer: object) -> dict[str, Any]:
     """The custom objects API is typed `object`; these calls answer a JSON object."""

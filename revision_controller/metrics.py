@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "revision_controller"
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+PROMPT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class Metrics:
@@ -49,6 +50,12 @@ class Metrics:
                                 "Polls skipped because the target's previous poll was still running",
                                 registry=self.registry)
 
+        self._webhooks = Counter(f"{PREFIX}_webhooks_total", "Webhook deliveries, by provider and outcome",
+                                 ["provider", "outcome"], registry=self.registry)
+        self._prompted = Histogram(f"{PREFIX}_prompt_to_patch_seconds",
+                                   "From a webhook's receipt or a check-now annotation to the status patch "
+                                   "it led to", buckets=PROMPT_BUCKETS, registry=self.registry)
+
     def count_from(self, functions: Callable[[], int], targets: Callable[[], int]) -> None:
         """Read the watched Functions and targets at scrape time."""
         self._functions.set_function(functions)
@@ -67,6 +74,12 @@ class Metrics:
     def budget(self, host: str, remaining: int, stretch: float) -> None:
         self._remaining.labels(host).set(remaining)
         self._stretch.labels(host).set(stretch)
+
+    def webhook(self, provider: str, outcome: str) -> None:
+        self._webhooks.labels(provider, outcome).inc()
+
+    def prompted_patch(self, seconds: float) -> None:
+        self._prompted.observe(seconds)
 
     def late(self) -> None:
         self._late.inc()

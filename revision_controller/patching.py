@@ -36,14 +36,15 @@ class StatusPatcher:
         self._on_view = on_view
         self._may_act = may_act
 
-    def apply(self, type_: str, view: FunctionView, observed: str) -> PatchResult:
-        """Write what `observed` calls for on a Function watching as `type_`."""
-        result = self._apply(type_, view, observed)
+    def apply(self, type_: str, view: FunctionView, observed: str, found_through: str = "") -> PatchResult:
+        """Write what `observed` calls for on a Function watching as `type_`; `found_through` names
+        what prompted the poll (a webhook, say) for the Event."""
+        result = self._apply(type_, view, observed, found_through)
         if result != "unchanged":
             self._metrics.patched(result)
         return result
 
-    def _apply(self, type_: str, view: FunctionView, observed: str) -> PatchResult:
+    def _apply(self, type_: str, view: FunctionView, observed: str, found_through: str) -> PatchResult:
         for attempt in range(MAX_ATTEMPTS):
             change = decide(type_, view, observed)
             if change is None:
@@ -69,7 +70,7 @@ class StatusPatcher:
                           view.ref, api_error_summary(error))
                 return "failed"
             self._on_view(patched)
-            self._announce(view, change)
+            self._announce(view, change, found_through)
             return "patched"
         log.warning("gave up patching Function %s after %d conflicts; will retry at the next poll",
                     view.ref, MAX_ATTEMPTS)
@@ -85,10 +86,10 @@ class StatusPatcher:
         self._on_view(fresh)
         return fresh
 
-    def _announce(self, view: FunctionView, change: Change) -> None:
-        log.info("Function %s: %s", view.ref, change.message)
-        self._events.record(involved(view, self._functions.api_version), NORMAL, change.reason,
-                            change.message)
+    def _announce(self, view: FunctionView, change: Change, found_through: str) -> None:
+        message = f"{change.message} (found through {found_through})" if found_through else change.message
+        log.info("Function %s: %s", view.ref, message)
+        self._events.record(involved(view, self._functions.api_version), NORMAL, change.reason, message)
 
 
 def involved(view: FunctionView, api_version: str) -> InvolvedFunction:

@@ -39,6 +39,7 @@ from revision_controller.events import WARNING, EventRecorder
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.metrics import Metrics
 from revision_controller.patching import StatusPatcher, involved
+from revision_controller.prompts import Prompt, Prompts
 from revision_controller.refusals import Refusals
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import GitTarget, ImageTarget, Target
@@ -89,8 +90,9 @@ class TargetPoller:
                  events: EventRecorder, metrics: Metrics, api_version: str,
                  may_act: Callable[[], bool] = lambda: True, git_factory: GitFactory = open_provider,
                  registry_factory: RegistryFactory = open_registry, budgets: Budgets | None = None,
-                 batch_above: float = DEFAULT_CEILING_PER_MINUTE) -> None:
+                 batch_above: float = DEFAULT_CEILING_PER_MINUTE, prompts: Prompts | None = None) -> None:
         self._book = book
+        self._prompts = prompts
         self._metrics = metrics
         self._may_act = may_act
         self._credentials = credentials
@@ -114,16 +116,19 @@ class TargetPoller:
             return PollOutcome.OK
         provider = target.source.repo_type if isinstance(target, GitTarget) else "registry"
         started = time.monotonic()
+        prompt = self._prompts.take(target) if self._prompts else None
         try:
             observed = self._head(target) if isinstance(target, GitTarget) else self._digest(target)
         except _Paused as paused:
             return PollOutcome.deferred(paused.seconds)
         except _Batched:
+            if self._prompts:
+                self._prompts.put_back(target, prompt)
             return PollOutcome.OK  # the batch delivers the head, or the error, in a moment
         except Exception as error:  # noqa: BLE001 - any error is this target's, never the scheduler's
             self._metrics.polled(provider, target.describe(), False, time.monotonic() - started)
             return self._poll_failed(target, provider, error)
-        self._observed(target, provider, observed, time.monotonic() - started)
+        self._observed(target, provider, observed, time.monotonic() - started, prompt)
         return PollOutcome.OK
 
     def _delivered(self, target: GitTarget, answer: str | ProviderError, rate_limit: RateLimit | None,
@@ -134,18 +139,21 @@ class TargetPoller:
         if rate_limit is not None and key is not None:
             self._metered(BudgetKey(f"{key.host} graphql", key.credential), rate_limit)
         if isinstance(answer, str):
-            self._observed(target, "github", answer, seconds)
+            self._observed(target, "github", answer, seconds, self._prompts.take(target) if self._prompts else None)
         else:
             self._metrics.polled("github", target.describe(), False, seconds)
             self._poll_failed(target, "github", answer)
 
-    def _observed(self, target: Target, provider: str, observed: str, seconds: float) -> None:
+    def _observed(self, target: Target, provider: str, observed: str, seconds: float,
+                  prompt: Prompt | None) -> None:
         self._metrics.polled(provider, target.describe(), True, seconds)
         self._recovered(target)
         subscribers = self._book.subscribers(target)
         for subscription, view in subscribers:
             try:
-                self._patcher.apply(subscription.type, view, observed)
+                result = self._patcher.apply(subscription.type, view, observed, prompt.why if prompt else "")
+                if result == "patched" and prompt:
+                    self._metrics.prompted_patch(time.monotonic() - prompt.since)
             except Exception as error:  # noqa: BLE001 - one Function never stops the others
                 log.error("could not update Function %s after polling %s: %s", view.ref,
                           target.describe(), error)
@@ -163,6 +171,8 @@ class TargetPoller:
             self._failures.pop(target, None)
             self._budget_keys.pop(target, None)
         self.refusals.cleared(target)
+        if self._prompts:
+            self._prompts.forget(target)
         self._metrics.forget_target(target.describe())
         if connection:
             connection.provider.close()

@@ -6,7 +6,8 @@ from revision_controller import daemon as daemon_module
 from revision_controller.daemon import Controller, DaemonConfig
 from revision_controller.events import InvolvedFunction
 from revision_controller.function import FunctionRef, view_of
-from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
+from revision_controller.params import PARAMS_ANNOTATION, REQUESTED_AT_ANNOTATION, SWITCH_ANNOTATION
+from revision_controller.prompts import Prompts
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import Target
 
@@ -23,12 +24,17 @@ class RecordedEvents:
 class RecordedPlans:
     plans: list[tuple[str, float | None]] = field(default_factory=list)
     woken: list[str] = field(default_factory=list)
+    now: list[str] = field(default_factory=list)
 
     def replan(self, target: Target, interval: float | None) -> None:
         self.plans.append((target.source.repository, interval))
 
     def wake(self, target: Target) -> None:
         self.woken.append(target.source.repository)
+
+    def poll_now(self, target: Target) -> bool:
+        self.now.append(target.source.repository)
+        return True
 
 
 @dataclass
@@ -38,13 +44,17 @@ class Versioned:
 
 def controller() -> tuple[Controller, RecordedEvents, RecordedPlans, SubscriptionBook]:
     events, plans, book = RecordedEvents(), RecordedPlans(), SubscriptionBook()
-    return Controller(DaemonConfig(), Versioned(), events, book, plans), events, plans, book
+    prompts = Prompts(book, plans.poll_now, lambda: True, lambda ref, value: None)
+    return Controller(DaemonConfig(), Versioned(), events, book, plans, prompts), events, plans, book
 
 
-def fn(name: str, params: str = "", switch: str = "enable", repo: str = "o/r", rv: str = "1") -> object:
+def fn(name: str, params: str = "", switch: str = "enable", repo: str = "o/r", rv: str = "1",
+       requested_at: str = "") -> object:
+    annotations = {SWITCH_ANNOTATION: switch, PARAMS_ANNOTATION: params}
+    if requested_at:
+        annotations[REQUESTED_AT_ANNOTATION] = requested_at
     return view_of({
-        "metadata": {"namespace": "ns", "name": name, "resourceVersion": rv,
-                     "annotations": {SWITCH_ANNOTATION: switch, PARAMS_ANNOTATION: params}},
+        "metadata": {"namespace": "ns", "name": name, "resourceVersion": rv, "annotations": annotations},
         "spec": {"build": {"srcRepo": {"url": f"https://github.com/{repo}", "revision": "main"}}}})
 
 
@@ -125,3 +135,13 @@ def test_a_function_whose_planning_fails_gets_its_own_event_and_the_others_go_on
     control.changed(fn("good", "polling-interval: 1m"))
     assert events.seen == [("ns/bad", "Warning", "InvalidParameters")]
     assert plans.plans == [("o/r", 60)]
+
+
+def test_a_new_requested_at_value_polls_the_target_now_and_the_same_value_again_does_not() -> None:
+    control, _, plans, _ = controller()
+    control.changed(fn("a", requested_at="1"))  # first sight: the target is polled soon anyway
+    control.changed(fn("a", requested_at="2", rv="2"))
+    control.changed(fn("a", requested_at="2", rv="3"))  # a status update keeps the value
+    control.changed(fn("a", rv="4"))  # the annotation removed: nothing to check
+    control.changed(fn("a", requested_at="3", rv="5"))
+    assert plans.now == ["o/r", "o/r"]

@@ -24,6 +24,7 @@ from revision_controller.cadence import PollOutcome
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.metrics import Metrics
 from revision_controller.polling import TargetPoller
+from revision_controller.prompts import Prompts
 from revision_controller.subscriptions import SubscriptionBook
 from revision_controller.targets import GitTarget, ImageTarget, SecretRef, Subscription
 
@@ -86,9 +87,12 @@ class FakeCredentials:
 @dataclass
 class FakePatcher:
     applied: list = field(default_factory=list)
+    found_through: list[str] = field(default_factory=list)
 
-    def apply(self, type_: str, view: FunctionView, observed: str) -> None:
+    def apply(self, type_: str, view: FunctionView, observed: str, found_through: str = "") -> str:
         self.applied.append((type_, view.ref.name, observed))
+        self.found_through.append(found_through)
+        return "patched"
 
 
 @dataclass
@@ -107,6 +111,8 @@ class Rig:
     credentials: FakeCredentials
     patcher: FakePatcher
     events: FakeEvents
+    prompts: Prompts
+    metrics: Metrics
 
 
 def setup(target, *subscribers: tuple[str, str], answers: list | None = None,
@@ -126,9 +132,10 @@ def setup(target, *subscribers: tuple[str, str], answers: list | None = None,
         opened.append(FakeRegistry(auth, answers if answers is not None else []))
         return opened[-1]
 
-    poller = TargetPoller(book, credentials, patcher, events, Metrics(), "core.openfunction.io/v1beta2",
-                          git_factory=open_git, registry_factory=open_registry, budgets=budgets)
-    return Rig(poller, book, opened, credentials, patcher, events)
+    prompts, metrics = Prompts(book, lambda _: True, lambda: True, lambda ref, value: None), Metrics()
+    poller = TargetPoller(book, credentials, patcher, events, metrics, "core.openfunction.io/v1beta2",
+                          git_factory=open_git, registry_factory=open_registry, budgets=budgets, prompts=prompts)
+    return Rig(poller, book, opened, credentials, patcher, events, prompts, metrics)
 
 
 def test_one_read_of_a_target_is_fanned_out_to_every_subscriber_with_its_type() -> None:
@@ -136,6 +143,15 @@ def test_one_read_of_a_target_is_fanned_out_to_every_subscriber_with_its_type() 
     rig.poller.poll(IMAGE)
     assert rig.patcher.applied == [("source-image", "built", "sha256:1"), ("image", "served", "sha256:1")]
     assert len(rig.opened) == 1 and rig.opened[0].auth == RegistryAuth("u", "t1")
+
+
+def test_a_poll_out_of_turn_says_what_prompted_it_once_and_measures_the_latency() -> None:
+    rig = setup(REPO, ("a", "source"), answers=["c1", "c2"])
+    rig.prompts.requested(REPO, "2026-11-30T17:00:00Z")
+    rig.poller.poll(REPO)
+    rig.poller.poll(REPO)
+    assert rig.patcher.found_through == ["the requested-at annotation", ""]
+    assert rig.metrics.registry.get_sample_value("revision_controller_prompt_to_patch_seconds_count") == 1
 
 
 def test_the_provider_is_kept_across_polls_and_reopened_when_the_token_rotates() -> None:
