@@ -113,6 +113,9 @@ class WebhookReceiver:
 
     def start(self) -> None:
         self._thread.start()
+        host, port = self._server.server_address[:2]
+        log.info("receiving webhooks on %s:%d at /hooks/github, /hooks/gitlab, /hooks/gitee and /hooks/registry",
+                 host, port)
 
     def stop(self) -> None:
         if self._thread.is_alive():
