@@ -16,5 +16,5 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /opt/venv /opt/venv
 USER 65532:65532
-EXPOSE 8080 8081
+EXPOSE 8080 8081 8090
 ENTRYPOINT ["/opt/venv/bin/revision-controller", "run"]

@@ -51,13 +51,16 @@ fuzz: $(BIN)/.installed
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -q -p no:cacheprovider --timeout 1800
 
 # The daemon at 10,000 Functions on 1,000 GitHub repositories (1m interval), measured from
-# outside, then the sweep from 1,000 Functions up that draws bench/scale.png.
+# outside, then the sweep from 1,000 Functions up that draws bench/scale.png, then 50 signed
+# GitHub push webhooks and their receipt -> status patch latency.
 # BENCH_ARGS="--functions 1000 --targets 100 --interval 20s" for a short run.
 BENCH_ARGS ?=
 SWEEP_ARGS ?= --interval 20s
+WEBHOOK_ARGS ?=
 bench: $(BIN)/.installed
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 	$(BIN)/python bench/sweep.py --out bench/scale.png $(SWEEP_ARGS)
+	$(BIN)/python bench/webhooks.py $(WEBHOOK_ARGS)
 
 demo: $(BIN)/.installed
 	$(BIN)/revision-controller demo

@@ -282,10 +282,10 @@ def free_port() -> int:
 
 
 class Daemon:
-    """`revision-controller run` with its default flags, but for the kubeconfig, free ports and
-    log level warning."""
+    """`revision-controller run` with its default flags, but for the kubeconfig, free ports,
+    log level warning and any `flags` added."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, flags: tuple[str, ...] = ()) -> None:
         self.log = log
         self.metrics_port = free_port()
         self._out = log.open("wb")
@@ -293,7 +293,7 @@ class Daemon:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "revision_controller.cli", "run", "--kubeconfig", str(kubeconfig),
              "--log-level", "warning", "--health-probe-bind-address", f"127.0.0.1:{free_port()}",
-             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}"],
+             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}", *flags],
             stdout=self._out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def cpu_seconds(self) -> float:

@@ -18,6 +18,8 @@ PERMISSIONS = {
     "list_namespaced_custom_object": {(FUNCTIONS, "functions", "list"), (FUNCTIONS, "functions", "watch")},
     "list_cluster_custom_object": {(FUNCTIONS, "functions", "list"), (FUNCTIONS, "functions", "watch")},
     "get_namespaced_custom_object": {(FUNCTIONS, "functions", "get")},
+    # Only the requested-at annotation, by which a standby passes a webhook to the leader.
+    "patch_namespaced_custom_object": {(FUNCTIONS, "functions", "patch")},
     "patch_namespaced_custom_object_status": {(FUNCTIONS, "functions/status", "patch")},
     "read_namespaced_secret": {("", "secrets", "get")},
     "create_namespaced_event": {("", "events", "create")},
@@ -26,11 +28,18 @@ PERMISSIONS = {
     "create_namespaced_lease": {("coordination.k8s.io", "leases", "create")},
     "replace_namespaced_lease": {("coordination.k8s.io", "leases", "update")},
 }
+WEBHOOK_SERVICE = "revision-controller-webhook"
+WEBHOOK_SECRET_DIR = "/etc/revision-controller/webhook"
 API_METHOD = re.compile(r"\.((?:read|list|get|create|patch|replace|delete|watch)_(?:namespaced|cluster)_\w+)")
 
 
 def by_kind(objects: list[dict], kind: str) -> dict:
     (found,) = [obj for obj in objects if obj["kind"] == kind]
+    return found
+
+
+def service(objects: list[dict], name: str) -> dict:
+    (found,) = [obj for obj in objects if obj["kind"] == "Service" and obj["metadata"]["name"] == name]
     return found
 
 
@@ -79,7 +88,9 @@ def test_names_and_labels_follow_the_contract(bundle: list[dict]) -> None:
     assert by_kind(bundle, "Namespace")["metadata"]["name"] == "openfunction"
     for obj in bundle:
         if obj["kind"] != "Namespace":
-            assert obj["metadata"]["name"].startswith("openfunction-revision-controller")
+            # The webhook Service is named as the issue that added it says, like its Secret.
+            name = obj["metadata"]["name"]
+            assert name.startswith("openfunction-revision-controller") or name == WEBHOOK_SERVICE
             assert obj["metadata"]["labels"]["control-plane"] == "revision-controller"
             assert obj["metadata"].get("namespace", "openfunction") == "openfunction"
     deployment = by_kind(bundle, "Deployment")
@@ -93,7 +104,7 @@ def test_names_and_labels_follow_the_contract(bundle: list[dict]) -> None:
 def test_rbac_grants_exactly_the_listed_verbs(bundle: list[dict]) -> None:
     assert grants(by_kind(bundle, "ClusterRole")) == {
         (FUNCTIONS, "functions", "get"), (FUNCTIONS, "functions", "list"), (FUNCTIONS, "functions", "watch"),
-        (FUNCTIONS, "functions/status", "patch"),
+        (FUNCTIONS, "functions", "patch"), (FUNCTIONS, "functions/status", "patch"),
         ("", "secrets", "get"),
         ("", "events", "create"), ("", "events", "patch"),
     }
@@ -138,21 +149,23 @@ def test_the_container_runs_without_privilege(bundle: list[dict]) -> None:
 
 
 def test_tmp_is_a_small_writable_scratch_volume(bundle: list[dict]) -> None:
-    (volume,) = pod_spec(bundle)["volumes"]
+    (volume,) = [volume for volume in pod_spec(bundle)["volumes"] if "emptyDir" in volume]
     assert volume["emptyDir"]["sizeLimit"]
-    assert container(bundle)["volumeMounts"] == [{"name": volume["name"], "mountPath": "/tmp"}]
+    (mount,) = [mount for mount in container(bundle)["volumeMounts"] if mount["name"] == volume["name"]]
+    assert mount == {"name": volume["name"], "mountPath": "/tmp"}
 
 
 def test_probes_and_metrics_are_served_where_the_arguments_bind_them(bundle: list[dict]) -> None:
     main = container(bundle)
-    assert {port["name"]: port["containerPort"] for port in main["ports"]} == {"metrics": 8080, "probes": 8081}
+    assert {port["name"]: port["containerPort"] for port in main["ports"]} == {
+        "metrics": 8080, "probes": 8081, "webhook": 8090}
     assert "--health-probe-bind-address=:8081" in main["args"]
     assert "--metrics-bind-address=:8080" in main["args"]
     assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8081}
     assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8081}
-    service = by_kind(bundle, "Service")
-    assert service["spec"]["selector"] == by_kind(bundle, "Deployment")["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]
+    metrics = service(bundle, "openfunction-revision-controller-metrics")
+    assert metrics["spec"]["selector"] == by_kind(bundle, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert metrics["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics"}]
 
 
 def test_leader_election_is_on_with_the_pods_identity(bundle: list[dict]) -> None:
@@ -161,3 +174,25 @@ def test_leader_election_is_on_with_the_pods_identity(bundle: list[dict]) -> Non
     assert "--log-format=json" in main["args"]
     assert {env["name"]: env["valueFrom"]["fieldRef"]["fieldPath"] for env in main["env"]} == {
         "POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
+
+
+def test_webhooks_are_received_on_port_80_of_their_service(bundle: list[dict]) -> None:
+    webhook = service(bundle, WEBHOOK_SERVICE)
+    assert webhook["metadata"]["namespace"] == "openfunction"
+    assert webhook["spec"]["ports"] == [{"name": "webhook", "port": 80, "targetPort": "webhook"}]
+    pod_labels = by_kind(bundle, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert webhook["spec"]["selector"].items() <= pod_labels.items()
+    main = container(bundle)
+    assert {"name": "webhook", "containerPort": 8090} in main["ports"]
+    assert "--webhook-bind-address=:8090" in main["args"]
+    assert f"--webhook-secret-file={WEBHOOK_SECRET_DIR}/secret" in main["args"]
+
+
+def test_the_webhook_secret_is_optional_and_mounted_read_only(bundle: list[dict]) -> None:
+    """The pod starts without the Secret (and then receives no webhooks); the daemon reads the key `secret`."""
+    (volume,) = [volume for volume in pod_spec(bundle)["volumes"] if "secret" in volume]
+    assert volume["secret"] == {"secretName": WEBHOOK_SERVICE, "optional": True,
+                                "items": [{"key": "secret", "path": "secret"}]}
+    (mount,) = [mount for mount in container(bundle)["volumeMounts"] if mount["name"] == volume["name"]]
+    assert mount == {"name": volume["name"], "mountPath": WEBHOOK_SECRET_DIR, "readOnly": True}
+    assert container(bundle)["securityContext"]["readOnlyRootFilesystem"] is True

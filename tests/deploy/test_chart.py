@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tomllib
 from pathlib import Path
@@ -12,6 +13,8 @@ import yaml
 from tests.deploy.conftest import CHART, ROOT, Tool, parse
 
 ENABLE = ("--set", "revisionController.enable=true")
+WEBHOOK = ("--set", "revisionController.webhook.enabled=true")
+WEBHOOK_SERVICE = ("Service", "revision-controller-webhook")
 
 
 def render(helm: Tool, *args: str, chart: Path = CHART, release: str = "any-release-name") -> list[dict]:
@@ -32,7 +35,23 @@ def without_namespace(bundle: list[dict]) -> dict[tuple[str, str], dict]:
     return {key: obj for key, obj in keyed(bundle).items() if key[0] != "Namespace"}
 
 
-@pytest.mark.parametrize("switch", [(), ENABLE], ids=["off", "on"])
+def without_webhooks(objects: dict[tuple[str, str], dict]) -> dict[tuple[str, str], dict]:
+    """The bundle's objects as they would be with webhooks off: the receiver not bound, nothing else for it."""
+    objects = copy.deepcopy(objects)
+    del objects[WEBHOOK_SERVICE]
+    (main,) = deployment(list(objects.values()))["spec"]["template"]["spec"]["containers"]
+    pod = deployment(list(objects.values()))["spec"]["template"]["spec"]
+    main["args"] = [arg for arg in main["args"] if not arg.startswith("--webhook-")] + ["--webhook-bind-address=0"]
+    main["ports"] = [port for port in main["ports"] if port["name"] != "webhook"]
+    main["volumeMounts"] = [mount for mount in main["volumeMounts"] if mount["name"] != "webhook-secret"]
+    pod["volumes"] = [volume for volume in pod["volumes"] if volume["name"] != "webhook-secret"]
+    role = objects[("ClusterRole", "openfunction-revision-controller-role")]
+    role["rules"] = [rule for rule in role["rules"] if rule != {
+        "apiGroups": ["core.openfunction.io"], "resources": ["functions"], "verbs": ["patch"]}]
+    return objects
+
+
+@pytest.mark.parametrize("switch", [(), ENABLE, ENABLE + WEBHOOK], ids=["off", "on", "on-with-webhooks"])
 def test_lints(helm: Tool, switch: tuple[str, ...]) -> None:
     helm("lint", "--strict", CHART, *switch)
 
@@ -41,12 +60,28 @@ def test_renders_nothing_when_switched_off(helm: Tool) -> None:
     assert render(helm) == []
 
 
-def test_renders_the_bundle_less_its_namespace_when_switched_on(helm: Tool, bundle: list[dict]) -> None:
-    assert keyed(render(helm, *ENABLE)) == without_namespace(bundle)
+def test_renders_the_bundle_less_its_namespace_when_switched_on_with_webhooks(
+        helm: Tool, bundle: list[dict]) -> None:
+    assert keyed(render(helm, *ENABLE, *WEBHOOK)) == without_namespace(bundle)
+
+
+def test_webhooks_are_off_by_default_and_leave_no_trace(helm: Tool, bundle: list[dict]) -> None:
+    """No Service, port, Secret volume or patch verb on Functions; the receiver is told not to bind."""
+    assert keyed(render(helm, *ENABLE)) == without_webhooks(without_namespace(bundle))
+
+
+def test_the_webhook_secret_name_is_a_value(helm: Tool) -> None:
+    objects = render(helm, *ENABLE, *WEBHOOK, "--set", "revisionController.webhook.secretName=hooks-secret")
+    pod = deployment(objects)["spec"]["template"]["spec"]
+    (volume,) = [volume for volume in pod["volumes"] if volume["name"] == "webhook-secret"]
+    assert volume["secret"] == {"secretName": "hooks-secret", "optional": True,
+                                "items": [{"key": "secret", "path": "secret"}]}
+    assert WEBHOOK_SERVICE in keyed(objects)
 
 
 def test_namespaced_objects_follow_the_release_namespace(helm: Tool) -> None:
-    objects = parse(helm("template", "rc", CHART, "--namespace", "elsewhere", *ENABLE))
+    objects = parse(helm("template", "rc", CHART, "--namespace", "elsewhere", *ENABLE, *WEBHOOK))
+    assert WEBHOOK_SERVICE in keyed(objects)
     for obj in objects:
         if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert obj["metadata"]["namespace"] == "elsewhere", obj["kind"]
@@ -55,7 +90,7 @@ def test_namespaced_objects_follow_the_release_namespace(helm: Tool) -> None:
 
 
 def test_values_are_honoured(helm: Tool, bundle: list[dict]) -> None:
-    objects = render(helm, *ENABLE,
+    objects = render(helm, *ENABLE, *WEBHOOK,
                      "--set", "revisionController.image.repository=registry.example/rc",
                      "--set", "revisionController.image.tag=9.9.9",
                      "--set", "revisionController.image.pullPolicy=Always",
@@ -73,8 +108,8 @@ def test_values_are_honoured(helm: Tool, bundle: list[dict]) -> None:
     assert spec["replicas"] == 3
     assert main["image"] == "registry.example/rc:9.9.9"
     assert main["imagePullPolicy"] == "Always"
-    assert main["args"] == [arg for arg in bundled["args"] if arg != "--log-level=info"] + [
-        "--log-level=debug", "--workers=8", "--namespace=apps"]
+    assert main["args"] == [("--log-level=debug" if arg == "--log-level=info" else arg) for arg in bundled["args"]] + [
+        "--workers=8", "--namespace=apps"]
     # Helm merges maps given on the command line into the defaults.
     assert main["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"},
                                  "limits": {"cpu": "500m", "memory": "1Gi"}}
@@ -91,7 +126,7 @@ def test_drops_into_the_umbrella_charts_templates_folder(helm: Tool, bundle: lis
                                                           "version": "1.2.0"}))
     shutil.copy(CHART / "values.yaml", umbrella / "values.yaml")
     assert render(helm, chart=umbrella, release="openfunction") == []
-    assert keyed(render(helm, *ENABLE, chart=umbrella, release="openfunction")) == without_namespace(bundle)
+    assert keyed(render(helm, *ENABLE, *WEBHOOK, chart=umbrella, release="openfunction")) == without_namespace(bundle)
 
 
 def test_versions_agree_with_the_package(bundle: list[dict]) -> None:

@@ -72,7 +72,9 @@ def rules(request: pytest.FixtureRequest) -> set[Grant]:
         return grants(parse(BUNDLE.read_text()))
     render = request.getfixturevalue("helm")
     return grants(parse(render("template", "rc", CHART, "--namespace", "openfunction",
-                               "--set", "revisionController.enable=true")))
+                               "--set", "revisionController.enable=true",
+                               # On, as in the bundle: the e2e suite's standby replica patches Functions.
+                               "--set", "revisionController.webhook.enabled=true")))
 
 
 def test_rbac_grants_every_call_the_daemon_made_and_nothing_else(

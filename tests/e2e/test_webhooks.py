@@ -6,7 +6,9 @@ push was moved by the webhook (or the annotation), never by the interval.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from tests.e2e.conftest import (
     FIRST_POLL,
     NAMESPACE,
     VERSION,
+    WITHIN,
     DaemonProcess,
     create,
     events,
@@ -197,3 +200,32 @@ def test_a_new_requested_at_value_checks_now_and_the_same_value_does_not(
 def annotate(functions, name: str, value: str) -> None:
     functions.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name,
                                              {"metadata": {"annotations": {REQUESTED_AT_ANNOTATION: value}}})
+
+
+def test_a_flood_of_bad_deliveries_does_not_hold_up_polling(apiserver: ApiServer, gitserver: GitServer, functions,
+                                                            start_daemon, secret_file: Path) -> None:
+    repo = gitserver.create_repository("steady", branch="main")
+    create(functions, function_manifest("steady", repo.url, "repo-type: git\npolling-interval: 1s"), repo.head("main"))
+    receiver = receiving(start_daemon, secret_file)
+    wait_for(lambda: gitserver.ls_remote_count("steady") >= 1, FIRST_POLL, "the first poll")
+    junk = hooks.Delivery("github", {"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=00"},
+                          b"x" * (1024 * 1024))
+    flooding = threading.Event()
+
+    def flood() -> None:
+        while not flooding.is_set():
+            with contextlib.suppress(OSError):  # refused before the body is read: the sender may see a reset
+                receiver.deliver(junk)
+
+    senders = [threading.Thread(target=flood, daemon=True) for _ in range(8)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_for(lambda: (metric(receiver.daemon, "revision_controller_webhooks_total", provider="github",
+                                 outcome="unauthorized") or 0) >= 50, 10, "the flood to arrive")
+        moved = repo.commit("change", files={"a": "1"})
+        wait_recorded(functions, "steady", moved, seconds=WITHIN)
+    finally:
+        flooding.set()
+        for sender in senders:
+            sender.join(10)
