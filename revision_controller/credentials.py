@@ -48,7 +48,9 @@ class CredentialStore:
         self._core = client.CoreV1Api(api)
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        self._cache: dict[SecretRef, tuple[float, _Secret]] = {}
+        # A Secret that cannot give a credential is remembered too, so that what a failed poll saw
+        # is what its refusal is compared with (refusals.py).
+        self._cache: dict[SecretRef, tuple[float, _Secret | CredentialsError]] = {}
 
     def token(self, ref: SecretRef | None) -> str | None:
         """The git token under key `password`; None for a public repository."""
@@ -74,10 +76,16 @@ class CredentialStore:
         with self._lock:
             cached = self._cache.get(ref)
         if cached and now - cached[0] < self._cache_seconds:
-            return cached[1]
-        secret = self._read(ref, kind)
-        with self._lock:
-            self._cache[ref] = (now, secret)
+            secret: _Secret | CredentialsError = cached[1]
+        else:
+            try:
+                secret = self._read(ref, kind)
+            except CredentialsError as error:
+                secret = error
+            with self._lock:
+                self._cache[ref] = (now, secret)
+        if isinstance(secret, CredentialsError):
+            raise CredentialsError(str(secret))
         return secret
 
     def _read(self, ref: SecretRef, kind: str) -> _Secret:

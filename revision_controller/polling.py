@@ -249,6 +249,11 @@ class TargetPoller:
         self._metrics.budget(key.host, remaining, stretch)
 
     def _poll_failed(self, target: Target, provider: str, error: Exception) -> PollOutcome:
+        permanent = isinstance(error, CredentialsError) or getattr(error, "permanent", False)
+        if permanent and target.credentials is not None:
+            # Before the Secret is forgotten and the Event told: what this poll used is compared
+            # with the Secret later, even when its owner fixes it the moment the Event appears.
+            self.refusals.refused(target, time.monotonic())
         self._credentials.forget(target.credentials)
         if isinstance(error, (ProviderError, CredentialsError)):
             message = str(error)
@@ -264,9 +269,6 @@ class TargetPoller:
             if key:
                 self._budgets.pause(key.host, time.time() + error.retry_after)
             return PollOutcome("transient", error.retry_after)
-        permanent = isinstance(error, CredentialsError) or getattr(error, "permanent", False)
-        if permanent and target.credentials is not None:
-            self.refusals.refused(target, time.monotonic())
         return PollOutcome.PERMANENT if permanent else PollOutcome.TRANSIENT
 
     def _tell_stretch(self, target: Target, subscribers: list[FunctionView]) -> None:

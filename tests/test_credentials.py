@@ -98,3 +98,16 @@ def test_a_secret_larger_than_kubernetes_allows_is_refused_before_it_is_parsed(
         store.registry_auth(REF, "r.example:5000")
     with pytest.raises(CredentialsError, match="more than a Kubernetes Secret may"):
         store.token(REF)
+
+
+def test_a_missing_secret_is_remembered_like_a_read_one_until_forgotten(apiserver: ApiServer, tmp_path: Path) -> None:
+    api = api_client(str(tmp_path / "kubeconfig"))
+    store = CredentialStore(api)
+    with pytest.raises(CredentialsError, match="Secret ns/creds does not exist"):
+        store.token(REF)
+    client.CoreV1Api(api).create_namespaced_secret("ns", {
+        "metadata": {"name": "creds"}, "data": {"password": b64(b"token")}})
+    with pytest.raises(CredentialsError, match="does not exist"):  # what the failed poll saw
+        store.token(REF)
+    store.forget(REF)
+    assert store.token(REF) == "token"

@@ -249,6 +249,19 @@ def test_a_budget_running_out_stretches_the_interval_and_says_so_once() -> None:
     assert re.search(r"every \d+s instead of 1s", rig.events.seen[0][2])
 
 
+def test_a_secret_fixed_the_moment_its_refusal_is_told_still_mends_the_target() -> None:
+    rig = setup(REPO, ("a", "source"), answers=[Unauthorized("refused"), "c1"])
+    told = rig.events.record
+
+    def fix_on_sight(*args: object) -> None:  # the owner reads the Event and fixes the Secret at once
+        told(*args)
+        rig.credentials.token_value = "t2"
+
+    rig.events.record = fix_on_sight  # type: ignore[method-assign]
+    assert rig.poller.poll(REPO) == PollOutcome("permanent")
+    assert rig.poller.refusals.mended(time.monotonic() + 1.0) == [REPO]
+
+
 def test_a_target_refused_for_its_credentials_is_mended_when_its_secret_changes() -> None:
     rig = setup(REPO, ("a", "source"), answers=[Unauthorized("refused"), "c1"])
     assert rig.poller.poll(REPO) == PollOutcome("permanent")

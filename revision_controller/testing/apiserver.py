@@ -37,7 +37,7 @@ import yaml
 
 from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
 from revision_controller.testing.patches import PatchError, json_patch, merge_patch
-from revision_controller.testing.service import ClosingHTTPServer, Service
+from revision_controller.testing.service import ClosingHTTPServer, Service, Serving
 from revision_controller.testing.store import (
     JSON,
     RESOURCES,
@@ -698,30 +698,22 @@ class ApiServer(Service):
         self.host = host
         self._store = Store(history_limit)
         self._api = Api(self._store, RESOURCES, require_auth)
-        self._server: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = Serving("apiserver")
 
     def start(self) -> ApiServer:
-        if self._server is None:
+        if not self._serving.running:
             self._api.stopping.clear()
-            self._server = _HTTPServer((self.host, self.port), self._api)
-            self.port = self._server.server_address[1]
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"apiserver:{self.port}", daemon=True)
-            self._thread.start()
+            server = _HTTPServer((self.host, self.port), self._api)
+            self.port = server.server_address[1]
+            self._serving.start(server)
         return self
 
     def stop(self) -> None:
-        if self._server is None:
+        if not self._serving.running:
             return
         self._api.stopping.set()
-        self._server.shutdown()
         self._store.end_watches(EndReason.ABORTED)
-        self._server.close_connections()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
+        self._serving.stop()
 
     @property
     def url(self) -> str:

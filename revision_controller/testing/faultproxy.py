@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import http.client
-import io
 import random
 import socket
 import struct
@@ -34,7 +33,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from providers.base import DEFAULT_TIMEOUT_SECONDS
-from revision_controller.testing.service import ClosingHTTPServer, Service
+from revision_controller.testing.service import ClosingHTTPServer, Service, Serving, read_chunked
 
 # "5xx" answers, 429 with Retry-After, an answer delayed past the providers' timeout, a TCP reset,
 # a truncated answer (the Content-Length promises more than is sent, then the connection closes).
@@ -98,32 +97,23 @@ class FaultProxy(Service):
         self._chaos: _Chaos | None = None
         self._drawn: collections.Counter[str] = collections.Counter()
         self._log: list[ProxiedRequest] = []
-        self.stopping = threading.Event()
-        self._httpd: _ProxyHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = Serving("faultproxy")
 
     def start(self) -> None:
-        self.stopping.clear()
-        self._httpd = _ProxyHTTPServer((self._host, 0), _Handler)
-        self._httpd.proxy = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"faultproxy-{self.port}", daemon=True)
-        self._thread.start()
+        server = _ProxyHTTPServer((self._host, 0), _Handler)
+        server.proxy = self
+        self._serving.start(server)
 
     def stop(self) -> None:
-        self.stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd.close_connections()
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = self._thread = None
+        self._serving.stop()
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._serving.stopping
 
     @property
     def port(self) -> int:
-        assert self._httpd is not None, "the proxy is not running"
-        return self._httpd.server_address[1]
+        return self._serving.port
 
     @property
     def host(self) -> str:
@@ -214,18 +204,6 @@ def _head(answer: _Answer, method: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _read_chunked(stream: io.BufferedIOBase) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        size = int(stream.readline().split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            while stream.readline() not in (b"\r\n", b"\n", b""):
-                pass
-            return b"".join(chunks)
-        chunks.append(stream.read(size))
-        stream.readline()
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60  # seconds an idle kept-alive connection holds its thread
@@ -274,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return _read_chunked(self.rfile)
+            return read_chunked(self.rfile)
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _reset(self) -> None:

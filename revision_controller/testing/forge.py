@@ -51,7 +51,7 @@ from revision_controller.testing.gitserver import (
     git_app,
     init_repository,
 )
-from revision_controller.testing.service import ClosingHTTPServer, Service
+from revision_controller.testing.service import ClosingHTTPServer, Service, Serving, read_chunked
 
 JSON_TYPE = "application/json; charset=utf-8"
 FIRST_REPOSITORY_ID = 1001
@@ -464,9 +464,7 @@ class ForgeServer(Service, abc.ABC):
         self._log_lock = threading.Lock()
         self._log: list[ForgeRequest] = []
         self._git_app = git_app(forge.root)
-        self._stopping = threading.Event()
-        self._httpd: _ForgeHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = Serving(type(self).__name__)
 
     @abc.abstractmethod
     def token_of(self, request: Request) -> str | None:
@@ -481,27 +479,16 @@ class ForgeServer(Service, abc.ABC):
         """What this API sends for an injected failing status."""
 
     def start(self) -> None:
-        self._stopping.clear()
-        self._httpd = _ForgeHTTPServer((self._host, 0), _Handler)
-        self._httpd.forge_server = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{type(self).__name__}-{self.port}", daemon=True)
-        self._thread.start()
+        server = _ForgeHTTPServer((self._host, 0), _Handler)
+        server.forge_server = self
+        self._serving.start(server)
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd.close_connections()
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = self._thread = None
+        self._serving.stop()
 
     @property
     def port(self) -> int:
-        assert self._httpd is not None, "the server is not running"
-        return self._httpd.server_address[1]
+        return self._serving.port
 
     @property
     def url(self) -> str:
@@ -550,7 +537,7 @@ class ForgeServer(Service, abc.ABC):
         if fault is None:
             return None
         if fault.delay:
-            self._stopping.wait(fault.delay)
+            self._serving.stopping.wait(fault.delay)
         if not fault.fails:
             return None
         reply = self.fault_reply(fault, request, token)
@@ -648,18 +635,6 @@ def _call_wsgi(app: WSGIApp, request: Request, path: str, port: int) -> Reply:
     return Reply(int(status.split()[0]), body, kept)
 
 
-def _read_chunked(stream: io.BufferedIOBase) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        size = int(stream.readline().split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            while stream.readline() not in (b"\r\n", b"\n", b""):
-                pass
-            return b"".join(chunks)
-        chunks.append(stream.read(size))
-        stream.readline()
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a client's pooled connection serves many polls
     timeout = 60  # seconds an idle kept-alive connection holds its thread
@@ -686,7 +661,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return _read_chunked(self.rfile)
+            return read_chunked(self.rfile)
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from revision_controller.testing.service import ClosingHTTPServer, Service
+from revision_controller.testing.service import ClosingHTTPServer, Service, Serving
 
 REDIRECTS = (301, 302, 307, 308)
 TOKEN_PATH = "/token"
@@ -57,31 +57,20 @@ class Recorder(Service):
         self.host = host
         self._lock = threading.Lock()
         self._arrivals: list[Arrival] = []
-        self._server: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = Serving(type(self).__name__)
 
     def answer(self, arrival: Arrival) -> Answer:
         return Answer(404)
 
     def start(self) -> None:
-        self._server = _HTTPServer((self.host, 0), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{type(self).__name__}-{self.port}", daemon=True)
-        self._thread.start()
+        self._serving.start(_HTTPServer((self.host, 0), self))
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.close_connections()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
+        self._serving.stop()
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "the server is not running"
-        return self._server.server_address[1]
+        return self._serving.port
 
     @property
     def url(self) -> str:

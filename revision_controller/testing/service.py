@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import io
 import socket
 import sys
 import threading
@@ -65,3 +66,56 @@ class ClosingHTTPServer(ThreadingHTTPServer):
         # Clients that time out and hang up are expected here, not news.
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
+
+
+class Serving:
+    """A `ClosingHTTPServer` on its own thread: what each HTTP stand-in starts and stops.
+
+    `stopping` is set while it stops, so that a handler holding a request (a delay, a
+    watch) can let go at once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stopping = threading.Event()
+        self._server: ClosingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, f"{self.name} is not running"
+        return self._server.server_address[1]
+
+    def start(self, server: ClosingHTTPServer) -> None:
+        self.stopping.clear()
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"{self.name}-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, cut the kept-alive connections, wait for the thread; safe to call twice."""
+        self.stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.close_connections()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
+
+
+def read_chunked(stream: io.BufferedIOBase) -> bytes:
+    """A request body sent with `Transfer-Encoding: chunked` (git sends large POSTs so)."""
+    chunks: list[bytes] = []
+    while True:
+        size = int(stream.readline().split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        chunks.append(stream.read(size))
+        stream.readline()
