@@ -34,7 +34,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_forges import SERVERS, Host, serving
 from tests.e2e.test_images import create_with_status, image_function, served_digest
-from tests.e2e.test_production import metric, two_replicas
+from tests.e2e.test_production import answers, metric, two_replicas
 
 HOOK_SECRET = secret("webhook")
 HOURLY = "polling-interval: 1h"
@@ -229,3 +229,17 @@ def test_a_flood_of_bad_deliveries_does_not_hold_up_polling(apiserver: ApiServer
         flooding.set()
         for sender in senders:
             sender.join(10)
+
+
+@pytest.mark.parametrize("secret", ["missing", "empty", "none"])
+def test_without_a_secret_no_webhook_is_received_and_the_log_says_why_once(apiserver: ApiServer, start_daemon,
+                                                                         tmp_path: Path, secret: str) -> None:
+    path = tmp_path / "webhook-secret"
+    if secret == "empty":
+        path.write_text(" \n")
+    flags = () if secret == "none" else ("--webhook-secret-file", str(path))
+    daemon = start_daemon("--webhook-bind-address", "127.0.0.1:0", *flags)
+    wait_for(lambda: "webhooks are off" in daemon.output(), 10, "the reason in the log")
+    wait_for(lambda: answers(daemon, "/readyz", 200), 10, "ready: its servers started before its watch")
+    assert daemon.output().count("webhooks are off") == 1
+    assert not LISTENING.search(daemon.output())
