@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -675,6 +675,9 @@ def scale_of(args: argparse.Namespace) -> Scale:
                  rest_limit=args.rest_limit)
 
 
+F = TypeVar("F")
+
+
 @contextmanager
 def interrupted_by_sigterm() -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C, so that everything started is stopped."""
@@ -687,21 +690,28 @@ def interrupted_by_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def measure_and_report(name: str, measure: Callable[[Callable[[str], None]], F], report: Callable[[F], str],
+                          as_json: Callable[[F], dict[str, Any]], json_path: Path | None) -> int:
+    """Run a benchmark, saying its progress on stderr, to its end or a clean stop on Ctrl-C or
+    SIGTERM; print its figures and, when asked, write them as JSON. The exit code."""
     try:
         with interrupted_by_sigterm():
-            figures = run(scale_of(args), say=lambda text: print(text, file=sys.stderr, flush=True))
+            figures = measure(lambda text: print(text, file=sys.stderr, flush=True))
     except Failed as error:
-        print(f"scale: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("scale: interrupted; everything it started is stopped", file=sys.stderr)
+        print(f"{name}: interrupted; everything it started is stopped", file=sys.stderr)
         return 130
-    print(table(figures))
-    if args.json:
-        args.json.write_text(json.dumps(as_json(figures), indent=2) + "\n")
+    print(report(figures))
+    if json_path:
+        json_path.write_text(json.dumps(as_json(figures), indent=2) + "\n")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return measure_and_report("scale", lambda say: run(scale_of(args), say=say), table, as_json, args.json)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from scale import (
     FunctionKey,
     free_port,
     function_object,
-    interrupted_by_sigterm,
+    measure_and_report,
     percentile,
     recorded_head,
     wait_for,
@@ -409,19 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     shape = Shape(commits=args.commits, functions=args.functions, repositories=args.repositories,
                   access=args.access, burst=args.burst)
-    try:
-        with interrupted_by_sigterm():
-            figures = run(shape, say=lambda text: print(text, file=sys.stderr, flush=True))
-    except Failed as error:
-        print(f"webhooks: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("webhooks: interrupted; everything it started is stopped", file=sys.stderr)
-        return 130
-    print(report(figures))
-    if args.json:
-        args.json.write_text(json.dumps(as_json(figures), indent=2) + "\n")
-    return 0
+    return measure_and_report("webhooks", lambda say: run(shape, say=say), report, as_json, args.json)
 
 
 if __name__ == "__main__":
