@@ -24,7 +24,9 @@ TYPES = ("source", "source-image", "image")
 REPO_TYPES = ("github", "gitlab", "gitee", "git")
 AUTH_TYPES = ("PrivateToken", "OAuthToken", "JobToken")
 KNOWN_KEYS = ("type", "polling-interval", "repo-type", "base-url", "auth-type", "project-id",
-              "insecure-registry")
+              "insecure-registry", "paths")
+# `paths` alone may be a list (or one comma-separated string) of patterns: paths.py reads them.
+LIST_KEYS = ("paths",)
 DEFAULT_POLLING_INTERVAL = 5.0
 # A handful of short keys fit in a few hundred bytes; anything far longer is not parameters.
 MAX_PARAMS_BYTES = 8192
@@ -45,6 +47,7 @@ class Params:
     auth_type: str = ""
     project_id: str = ""
     insecure_registry: bool = False
+    paths: tuple[str, ...] | None = None  # None: any new commit rebuilds
     unknown_keys: tuple[str, ...] = ()
 
 
@@ -69,6 +72,7 @@ def parse_params(text: str | None, default_interval: float = DEFAULT_POLLING_INT
         auth_type=auth_type,
         project_id=values.get("project-id", ""),
         insecure_registry=_boolean(values.get("insecure-registry")),
+        paths=_patterns(values["paths"]) if "paths" in values else None,
         unknown_keys=tuple(sorted(key for key in values if key not in KNOWN_KEYS)),
     )
 
@@ -105,7 +109,24 @@ def _mapping(text: str | None) -> dict[str, str]:
         raise InvalidParameters(
             f"{PARAMS_ANNOTATION} must be a YAML mapping of parameters, got a "
             f"{type(loaded).__name__}: write e.g. 'polling-interval: 1m'")
-    return {str(key): _scalar(str(key), value) for key, value in loaded.items()}
+    return {str(key): _list(str(key), value) if str(key) in LIST_KEYS and isinstance(value, list)
+            else _scalar(str(key), value) for key, value in loaded.items()}
+
+
+def _list(key: str, values: list[object]) -> str:
+    """A list of scalars as one comma-separated value, the other spelling the key accepts."""
+    items = [_scalar(key, value) for value in values]
+    if any("," in item for item in items):
+        raise InvalidParameters(f"{key} lists a pattern with a comma: write each pattern as its own item")
+    return ",".join(items)
+
+
+def _patterns(value: str) -> tuple[str, ...]:
+    patterns = tuple(item.strip() for item in value.split(","))
+    if not any(patterns):
+        raise InvalidParameters("paths is empty: list the folders and files whose changes rebuild this "
+                                "Function, e.g. paths: [\".\", \"/go.mod\"], or remove it to rebuild on any commit")
+    return tuple(pattern for pattern in patterns if pattern)
 
 
 def _depth(text: str) -> int:

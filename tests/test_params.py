@@ -73,3 +73,21 @@ def test_the_longest_go_duration_is_taken_and_one_past_it_is_not() -> None:
     assert parse_params("polling-interval: 2562047h").polling_interval == 2562047 * 3600
     with pytest.raises(InvalidParameters, match="292 years"):
         parse_params("polling-interval: 2562048h")
+
+
+@pytest.mark.parametrize("text, paths", [
+    ('paths: [".", "/go.mod", "/libs/common/**"]', (".", "/go.mod", "/libs/common/**")),
+    ("paths: ., /go.mod", (".", "/go.mod")),
+    ("paths:\n  - .\n  - /go.mod", (".", "/go.mod")),
+    ("polling-interval: 1m", None),
+])
+def test_paths_are_a_list_or_one_comma_separated_string_and_absent_by_default(text: str, paths: object) -> None:
+    assert parse_params(text).paths == paths
+    assert "paths" not in parse_params(text).unknown_keys
+
+
+@pytest.mark.parametrize("text, message", [("paths: []", "paths is empty"), ('paths: ""', "paths is empty"),
+                                           ('paths: ["a,b"]', "with a comma"), ("paths: [[a]]", "single value")])
+def test_paths_that_name_nothing_are_invalid_parameters(text: str, message: str) -> None:
+    with pytest.raises(InvalidParameters, match=message):
+        parse_params(text)
