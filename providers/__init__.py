@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from providers import git, gitee, github, gitlab, registry
 from providers.base import (
+    ChangedFiles,
     DEFAULT_TIMEOUT_SECONDS,
     GitProvider,
     GitSource,
@@ -97,7 +98,7 @@ def open_registry(registry_host: str, auth: RegistryAuth | None, insecure: bool,
     return registry.Provider(registry_host, auth, insecure, timeout)
 
 
-__all__ = ["REPO_TYPES", "GitProvider", "GitSource", "ImageProvider", "ImageReference", "InvalidSource",
+__all__ = ["REPO_TYPES", "ChangedFiles", "GitProvider", "GitSource", "ImageProvider", "ImageReference", "InvalidSource",
            "NotFound", "ProviderError", "RateLimit", "RegistryAuth", "Throttled", "Unauthorized",
            "Unavailable", "auth_for", "endpoint", "open_provider", "open_registry", "parse_reference",
            "parse_source", "reads_over_git"]

@@ -1,7 +1,8 @@
 """The one small interface every source of truth sits behind.
 
-A provider answers two questions about one git repository: what is the head
-commit of a branch now, and which branch is the default one. Everything that
+A provider answers three questions about one git repository: what is the head
+commit of a branch now, which branch is the default one, and which files changed
+from one commit to a newer one. Everything that
 differs between GitHub, GitLab, Gitee and a plain git server stays inside
 its module; the daemon only sees `GitSource`, `GitProvider` and the errors.
 """
@@ -142,6 +143,20 @@ class RateLimit:
     reset_at: float
 
 
+@dataclass(frozen=True)
+class ChangedFiles:
+    """The files that differ from a recorded commit to a newer head, as far as a provider can tell.
+
+    `files` are repository-relative paths without a leading slash; a renamed file is listed under
+    its old and its new path. `uncertain` is empty when `files` is the whole list; otherwise it
+    says why the provider cannot give it, in words that finish the sentence "rebuilt because ..."
+    (the recorded commit is not an ancestor of the head, the server truncated the list), and
+    `files` holds what is known."""
+
+    files: tuple[str, ...] = ()
+    uncertain: str = ""
+
+
 class GitProvider(abc.ABC):
     """Answers questions about one repository, reusing one client across polls.
 
@@ -161,6 +176,13 @@ class GitProvider(abc.ABC):
     @abc.abstractmethod
     def default_branch(self) -> str:
         """The repository's default branch name."""
+
+    @abc.abstractmethod
+    def changed_files(self, base: str, head: str) -> ChangedFiles:
+        """The files that changed from commit `base` to commit `head` (both full SHAs).
+
+        A `base` the server does not know, or that is not an ancestor of `head`, is an uncertain
+        answer, not an error; a server that cannot be asked raises a ProviderError as `head` does."""
 
     def close(self) -> None:  # noqa: B027 - a no-op unless the provider holds connections
         """Release connections; the provider is not used afterwards."""

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from providers import ChangedFiles
 from revision_controller.function import DEFAULT_SOURCE, FunctionView
+from revision_controller.paths import PathFilter
+
+UNCHANGED_IN_PATHS = "SourceUnchangedInPaths"
+# Changed files named in an Event or printed by `check`, at most.
+SHOWN_FILES = 10
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,37 @@ def _image(view: FunctionView, digest: str) -> Change | None:
                   "ImageChanged",
                   f"image {view.image} changed from {view.image_digest or '(none recorded)'} to {digest}: "
                   f"status patched so the Function is served again")
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What a Function's `paths` make of a source change: the change to write, or None when
+    every changed file lies elsewhere (then `skipped` tells why); `matched` are the changed
+    files its paths cover."""
+
+    change: Change | None
+    matched: tuple[str, ...] = ()
+    skipped: str = ""
+
+
+def screen(change: Change, head: str, paths: PathFilter, changed: ChangedFiles) -> Screened:
+    """Keep a source change only when a changed file is in `paths`, or when which files changed
+    is uncertain: a missed rebuild is worse than an extra one."""
+    matched = tuple(paths.matching(list(changed.files)))
+    if changed.uncertain:
+        return Screened(replace(change, message=f"{change.message}, although paths is set, because "
+                                                f"{changed.uncertain}"), matched)
+    if matched:
+        return Screened(replace(change, message=f"{change.message} ({_listed(matched)} in paths)"), matched)
+    return Screened(None, skipped=(
+        f"source moved to {head}, but none of the {len(changed.files)} changed files is in paths "
+        f"{_listed(paths.patterns)}: not rebuilt" + (f" (changed: {_listed(changed.files)})"
+                                                       if changed.files else "")))
+
+
+def _listed(files: tuple[str, ...]) -> str:
+    shown = ", ".join(files[:SHOWN_FILES])
+    return shown + (f" and {len(files) - SHOWN_FILES} more" if len(files) > SHOWN_FILES else "")
 
 
 def with_precondition(patch: dict[str, Any], resource_version: str) -> dict[str, Any]:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # What happened to one Function for one observed value.
 PatchResult = Literal["unchanged", "patched", "gone", "conflict", "failed", "standby"]
+# Whether a change is still written, given the Function as it is now: None leaves it unwritten.
+Screen = Callable[[FunctionView, Change], Change | None]
 
 
 class StatusPatcher:
@@ -36,17 +38,22 @@ class StatusPatcher:
         self._on_view = on_view
         self._may_act = may_act
 
-    def apply(self, type_: str, view: FunctionView, observed: str, found_through: str = "") -> PatchResult:
+    def apply(self, type_: str, view: FunctionView, observed: str, found_through: str = "",
+              screen: Screen | None = None) -> PatchResult:
         """Write what `observed` calls for on a Function watching as `type_`; `found_through` names
-        what prompted the poll (a webhook, say) for the Event."""
-        result = self._apply(type_, view, observed, found_through)
+        what prompted the poll (a webhook, say) for the Event; `screen` may keep a change unwritten
+        (a source change outside the Function's paths)."""
+        result = self._apply(type_, view, observed, found_through, screen)
         if result != "unchanged":
             self._metrics.patched(result)
         return result
 
-    def _apply(self, type_: str, view: FunctionView, observed: str, found_through: str) -> PatchResult:
+    def _apply(self, type_: str, view: FunctionView, observed: str, found_through: str,
+               screen: Screen | None) -> PatchResult:
         for attempt in range(MAX_ATTEMPTS):
             change = decide(type_, view, observed)
+            if change is not None and screen is not None:
+                change = screen(view, change)
             if change is None:
                 return "unchanged"
             if attempt == 0:

@@ -14,6 +14,7 @@ from providers import ProviderError, parse_reference, parse_source
 from revision_controller.events import NORMAL, WARNING
 from revision_controller.function import FunctionView
 from revision_controller.params import KNOWN_KEYS, PARAMS_ANNOTATION, SWITCH_ON, InvalidParameters, Params, parse_params
+from revision_controller.paths import InvalidPaths, path_filter
 from revision_controller.targets import GitTarget, ImageTarget, SecretRef, Subscription, Target
 
 COMMIT_SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
@@ -40,6 +41,11 @@ def plan_function(view: FunctionView, default_interval: float) -> Plan:
     except InvalidParameters as error:
         return _unwatched(WARNING, "InvalidParameters", str(error))
     plan = _PLANNERS[params.type](view, params)
+    if plan.subscription and params.paths is not None and params.type != "source":
+        return Plan(plan.subscription, Notice(
+            WARNING, "UnknownParameters",
+            f"paths is ignored for type {params.type}: it chooses which changed files of a source "
+            "rebuild the Function, and an image has no files to choose from"))
     if plan.subscription and params.unknown_keys:
         return Plan(plan.subscription, Notice(
             WARNING, "UnknownParameters",
@@ -62,7 +68,13 @@ def _plan_source(view: FunctionView, params: Params) -> Plan:
     except ProviderError as error:
         return _unwatched(WARNING, "InvalidParameters", str(error))
     target = GitTarget(source, view.revision, _secret(view, view.credentials))
-    return _subscribe(view, params, target)
+    if params.paths is None:
+        return _subscribe(view, params, target)
+    try:
+        paths = path_filter(list(params.paths), view.sub_path)
+    except InvalidPaths as error:
+        return _unwatched(WARNING, "InvalidParameters", str(error))
+    return Plan(Subscription(view.ref, target, params.polling_interval, params.type, view.sub_path, paths))
 
 
 def _plan_source_image(view: FunctionView, params: Params) -> Plan:

@@ -33,16 +33,18 @@ from providers import (
 from revision_controller.batching import DEFAULT_CEILING_PER_MINUTE, Ceiling, HeadBatcher
 from revision_controller.budgets import BudgetKey, Budgets
 from revision_controller.cadence import PollOutcome
+from revision_controller.comparisons import Comparisons
 from revision_controller.credentials import CredentialsError, CredentialStore
+from revision_controller.decision import UNCHANGED_IN_PATHS, Change, screen
 from revision_controller.duration import format_duration
-from revision_controller.events import WARNING, EventRecorder
+from revision_controller.events import NORMAL, WARNING, EventRecorder
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.metrics import Metrics
-from revision_controller.patching import StatusPatcher, involved
+from revision_controller.patching import Screen, StatusPatcher, involved
 from revision_controller.prompts import Prompt, Prompts
 from revision_controller.refusals import Refusals
 from revision_controller.subscriptions import SubscriptionBook
-from revision_controller.targets import GitTarget, ImageTarget, Target
+from revision_controller.targets import GitTarget, ImageTarget, Subscription, Target
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,6 @@ RegistryFactory = Callable[[str, RegistryAuth | None, bool], ImageProvider]
 
 
 P = TypeVar("P", GitProvider, ImageProvider)
-
-
 
 
 @dataclass
@@ -107,6 +107,8 @@ class TargetPoller:
         self._failures: dict[Target, _Failure] = {}
         self._budget_keys: dict[Target, BudgetKey] = {}
         self._stretch_told: dict[FunctionRef, float] = {}
+        self._unchanged_told: dict[FunctionRef, str] = {}
+        self.comparisons = Comparisons()
         self.refusals = Refusals(credentials, book.interval)
         self._ceiling = Ceiling(book, self._token_or_none, batch_above)
         self.batcher = HeadBatcher(self._delivered)
@@ -151,13 +153,45 @@ class TargetPoller:
         subscribers = self._book.subscribers(target)
         for subscription, view in subscribers:
             try:
-                result = self._patcher.apply(subscription.type, view, observed, prompt.why if prompt else "")
+                result = self._patcher.apply(subscription.type, view, observed, prompt.why if prompt else "",
+                                             self._screen(subscription, observed))
                 if result == "patched" and prompt:
                     self._metrics.prompted_patch(time.monotonic() - prompt.since)
             except Exception as error:  # noqa: BLE001 - one Function never stops the others
                 log.error("could not update Function %s after polling %s: %s", view.ref,
                           target.describe(), error)
         self._tell_stretch(target, [view for _, view in subscribers])
+
+    def _screen(self, subscription: Subscription, head: str) -> Screen | None:
+        """For a Function with paths: whether a move to `head` changed any of its files."""
+        paths, target = subscription.paths, subscription.target
+        if paths is None or not isinstance(target, GitTarget):
+            return None
+
+        def screened(view: FunctionView, change: Change) -> Change | None:
+            changed = self.comparisons.changed(target, view.commit_sha, head,
+                                               lambda base, new: self._git_provider(target).changed_files(base, new))
+            result = screen(change, head, paths, changed)
+            if result.change is None:
+                self._tell_unchanged(view, head, result.skipped)
+            return result.change
+        return screened
+
+    def _git_provider(self, target: GitTarget) -> GitProvider:
+        try:
+            token = self._credentials.token(target.credentials)
+        except CredentialsError as error:
+            raise ProviderError(str(error)) from None
+        return self._connect(target, token, lambda: self._git_factory(target.source, token)).provider
+
+    def _tell_unchanged(self, view: FunctionView, head: str, message: str) -> None:
+        """Say once per head that a Function's files did not change."""
+        with self._lock:
+            if self._unchanged_told.get(view.ref) == head:
+                return
+            self._unchanged_told[view.ref] = head
+        log.info("Function %s: %s", view.ref, message)
+        self._events.record(involved(view, self._api_version), NORMAL, UNCHANGED_IN_PATHS, message)
 
     def stretch(self, target: Target) -> float:
         """How much longer than its interval `target` is polled, so that its budget lasts."""
@@ -171,6 +205,8 @@ class TargetPoller:
             self._failures.pop(target, None)
             self._budget_keys.pop(target, None)
         self.refusals.cleared(target)
+        if isinstance(target, GitTarget):
+            self.comparisons.forget(target)
         if self._prompts:
             self._prompts.forget(target)
         self._metrics.forget_target(target.describe())

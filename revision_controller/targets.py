@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from providers import GitSource, ImageReference
 from revision_controller.function import FunctionRef
+from revision_controller.paths import PathFilter
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,12 @@ Target = GitTarget | ImageTarget
 
 @dataclass(frozen=True)
 class Subscription:
-    """One Function's interest in one target: what it watches and how often."""
+    """One Function's interest in one target: what it watches and how often, and for a source,
+    the paths whose changes rebuild it (None: any change)."""
 
     function: FunctionRef
     target: Target
     interval: float
     type: str
     sub_path: str = ""
+    paths: PathFilter | None = None

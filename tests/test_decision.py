@@ -1,5 +1,7 @@
-from revision_controller.decision import decide, with_precondition
+from providers import ChangedFiles
+from revision_controller.decision import Screened, decide, screen, with_precondition
 from revision_controller.function import FunctionRef, FunctionView
+from revision_controller.paths import path_filter
 
 REF = FunctionRef("ns", "fn")
 
@@ -48,3 +50,38 @@ def test_image_types_write_even_when_no_digest_was_recorded_as_the_contract_says
 def test_the_patch_carries_the_resource_version_it_was_decided_on() -> None:
     patch = decide("source", view(commit="old"), "new").patch
     assert with_precondition(patch, "12") == {"metadata": {"resourceVersion": "12"}, **patch}
+
+
+BASE, HEAD = "a" * 40, "b" * 40
+
+
+def screened(files: tuple[str, ...], uncertain: str = "", patterns: tuple[str, ...] = (".",)) -> Screened:
+    change = decide("source", view(commit=BASE), HEAD)
+    assert change is not None
+    return screen(change, HEAD, path_filter(list(patterns), "a"), ChangedFiles(files, uncertain))
+
+
+def test_paths_a_change_in_the_functions_folder_is_written_and_names_the_files_that_matched() -> None:
+    result = screened(("a/main.go", "b/main.go"))
+    assert result.change is not None and result.matched == ("a/main.go",)
+    assert result.change.patch == decide("source", view(commit=BASE), HEAD).patch
+    assert result.change.message.endswith("(a/main.go in paths)")
+
+
+def test_paths_a_change_elsewhere_is_not_written_and_says_which_files_changed() -> None:
+    result = screened(("b/main.go", "README.md"))
+    assert result.change is None and result.matched == ()
+    assert result.skipped == (f"source moved to {HEAD}, but none of the 2 changed files is in paths .: "
+                              "not rebuilt (changed: b/main.go, README.md)")
+
+
+def test_paths_an_uncertain_comparison_rebuilds_and_says_why() -> None:
+    result = screened(("b/main.go",), uncertain="history was rewritten")
+    assert result.change is not None
+    assert result.change.message.endswith(", although paths is set, because history was rewritten")
+
+
+def test_paths_a_long_list_of_files_is_shown_in_part() -> None:
+    files = tuple(f"a/{n}.go" for n in range(25))
+    message = screened(files).change.message
+    assert "a/9.go and 15 more in paths" in message and "a/10.go" not in message

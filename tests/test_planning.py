@@ -154,3 +154,27 @@ def test_one_image_in_two_types_is_one_target() -> None:
     bundled = plan_function(function("type: source-image",
                                      bundleContainer={"image": "ghcr.io/o/x:v1"}), 5).subscription
     assert served.target == bundled.target and (served.type, bundled.type) == ("image", "source-image")
+
+
+def test_paths_are_read_against_the_functions_sub_path() -> None:
+    plan = plan_function(function('paths: [".", "/go.mod"]', sourceSubPath="functions/a"), 5)
+    paths = plan.subscription.paths
+    assert plan.notice is None and paths.patterns == (".", "/go.mod")
+    assert paths.matching(["functions/a/main.go", "go.mod", "functions/b/main.go"]) == [
+        "functions/a/main.go", "go.mod"]
+
+
+def test_without_paths_any_commit_rebuilds() -> None:
+    assert plan_function(function(sourceSubPath="functions/a"), 5).subscription.paths is None
+
+
+def test_invalid_paths_are_invalid_parameters_and_the_function_is_not_watched() -> None:
+    plan = plan_function(function('paths: ["../../elsewhere"]', sourceSubPath="a"), 5)
+    assert plan.subscription is None
+    assert plan.notice.reason == "InvalidParameters" and "leaves the repository" in plan.notice.message
+
+
+def test_paths_on_an_image_function_are_ignored_and_said_so() -> None:
+    plan = plan_function(function('type: image\npaths: ["."]'), 5)
+    assert isinstance(plan.subscription.target, ImageTarget) and plan.subscription.paths is None
+    assert plan.notice.reason == "UnknownParameters" and "paths is ignored for type image" in plan.notice.message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,8 @@ class FakePatcher:
     applied: list = field(default_factory=list)
     found_through: list[str] = field(default_factory=list)
 
-    def apply(self, type_: str, view: FunctionView, observed: str, found_through: str = "") -> str:
+    def apply(self, type_: str, view: FunctionView, observed: str, found_through: str = "",
+              screen: Any = None) -> str:
         self.applied.append((type_, view.ref.name, observed))
         self.found_through.append(found_through)
         return "patched"
