@@ -25,11 +25,13 @@ Compare = Callable[[str, str], ChangedFiles]
 
 
 class Comparisons:
-    def __init__(self, kept: int = KEPT_COMPARISONS) -> None:
+    def __init__(self, kept: int = KEPT_COMPARISONS,
+                 on_answer: Callable[[bool], None] = lambda certain: None) -> None:
+        """`on_answer` hears, for each comparison asked of a provider, whether it was certain."""
         self._kept = kept
+        self._on_answer = on_answer
         self._lock = threading.Lock()
         self._answers: OrderedDict[tuple[GitTarget, str, str], ChangedFiles] = OrderedDict()
-        self.asked = 0
 
     def changed(self, target: GitTarget, base: str, head: str, compare: Compare) -> ChangedFiles:
         """The files that changed on `target` from `base` to `head`, asking `compare` only when
@@ -43,6 +45,7 @@ class Comparisons:
                 self._answers.move_to_end(key)
                 return self._answers[key]
         changed = self._ask(target, base, head, compare)
+        self._on_answer(not changed.uncertain)
         if not changed.uncertain:
             with self._lock:
                 self._answers[key] = changed
@@ -56,8 +59,6 @@ class Comparisons:
                 del self._answers[key]
 
     def _ask(self, target: GitTarget, base: str, head: str, compare: Compare) -> ChangedFiles:
-        with self._lock:
-            self.asked += 1
         try:
             return compare(base, head)
         except ProviderError as error:

@@ -49,7 +49,10 @@ class Metrics:
         self._skipped = Counter(f"{PREFIX}_polls_skipped_total",
                                 "Polls skipped because the target's previous poll was still running",
                                 registry=self.registry)
-
+        self._comparisons = Counter(f"{PREFIX}_comparisons_total",
+                                    "Changed files asked of a provider for Functions with paths (once per "
+                                    "target, recorded commit and head), by outcome: certain or uncertain",
+                                    ["outcome"], registry=self.registry)
         self._webhooks = Counter(f"{PREFIX}_webhooks_total", "Webhook deliveries, by provider and outcome",
                                  ["provider", "outcome"], registry=self.registry)
         self._prompted = Histogram(f"{PREFIX}_prompt_to_patch_seconds",
@@ -77,6 +80,9 @@ class Metrics:
 
     def webhook(self, provider: str, outcome: str) -> None:
         self._webhooks.labels(provider, outcome).inc()
+
+    def compared(self, certain: bool) -> None:
+        self._comparisons.labels("certain" if certain else "uncertain").inc()
 
     def prompted_patch(self, seconds: float) -> None:
         self._prompted.observe(seconds)

@@ -108,7 +108,7 @@ class TargetPoller:
         self._budget_keys: dict[Target, BudgetKey] = {}
         self._stretch_told: dict[FunctionRef, float] = {}
         self._unchanged_told: dict[FunctionRef, str] = {}
-        self.comparisons = Comparisons()
+        self.comparisons = Comparisons(on_answer=metrics.compared)
         self.refusals = Refusals(credentials, book.interval)
         self._ceiling = Ceiling(book, self._token_or_none, batch_above)
         self.batcher = HeadBatcher(self._delivered)
