@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -82,10 +83,10 @@ def screen(change: Change, head: str, paths: PathFilter, changed: ChangedFiles) 
                                                 f"{changed.uncertain}"), matched)
     if matched:
         return Screened(replace(change, message=f"{change.message} ({_listed(matched)} in paths)"), matched)
+    patterns = _listed(tuple(json.dumps(pattern) for pattern in paths.patterns))
     return Screened(None, skipped=(
-        f"source moved to {head}, but none of the {len(changed.files)} changed files is in paths "
-        f"{_listed(paths.patterns)}: not rebuilt" + (f" (changed: {_listed(changed.files)})"
-                                                       if changed.files else "")))
+        f"source moved to {head}, but no changed file is in paths [{patterns}]: not rebuilt"
+        + (f" (changed: {_listed(changed.files)})" if changed.files else "")))
 
 
 def _listed(files: tuple[str, ...]) -> str:

@@ -71,7 +71,7 @@ def test_paths_a_change_in_the_functions_folder_is_written_and_names_the_files_t
 def test_paths_a_change_elsewhere_is_not_written_and_says_which_files_changed() -> None:
     result = screened(("b/main.go", "README.md"))
     assert result.change is None and result.matched == ()
-    assert result.skipped == (f"source moved to {HEAD}, but none of the 2 changed files is in paths .: "
+    assert result.skipped == (f'source moved to {HEAD}, but no changed file is in paths ["."]: '
                               "not rebuilt (changed: b/main.go, README.md)")
 
 
