@@ -19,7 +19,8 @@ JSON = dict[str, Any]
 
 @dataclass(frozen=True)
 class Push:
-    """A push to a branch (or, with `ref`, any ref) of a repository at `web_url` (https://host/owner/repo)."""
+    """A push to a branch (or, with `ref`, any ref) of a repository at `web_url` (https://host/owner/repo);
+    `modified` are the files its head commit claims to change (GitHub lists them per commit)."""
 
     web_url: str
     after: str
@@ -28,6 +29,7 @@ class Push:
     default_branch: str = "main"
     project_id: int = 1
     ref: str = ""
+    modified: tuple[str, ...] = ()
 
     @property
     def full_ref(self) -> str:
@@ -56,7 +58,8 @@ class Delivery:
 
 def github(push: Push, secret: str, event: str = "push") -> Delivery:
     payload = {"ref": push.full_ref, "before": push.before, "after": push.after, "created": False,
-               "deleted": False, "forced": False, "commits": [], "head_commit": {"id": push.after},
+               "deleted": False, "forced": False, "commits": [_github_commit(push)],
+               "head_commit": _github_commit(push),
                "repository": {"full_name": push.full_name, "name": push.full_name.rsplit("/", 1)[-1],
                               "html_url": push.web_url, "url": push.web_url, "clone_url": push.clone_url,
                               "git_url": push.clone_url.replace("https://", "git://", 1),
@@ -66,6 +69,10 @@ def github(push: Push, secret: str, event: str = "push") -> Delivery:
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return Delivery("github", {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
                                "X-Hub-Signature-256": signature, "User-Agent": "GitHub-Hookshot/standin"}, body)
+
+
+def _github_commit(push: Push) -> JSON:
+    return {"id": push.after, "added": [], "removed": [], "modified": list(push.modified)}
 
 
 def gitlab(push: Push, secret: str) -> Delivery:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from revision_controller.testing import ApiServer
+from revision_controller.testing import ApiServer, hooks
 from revision_controller.testing.gitserver import FETCH, GitServer, HostedRepository
 from tests.e2e.conftest import (
     FIRST_POLL,
@@ -30,6 +31,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_forges import TOKEN, serving
 from tests.e2e.test_production import get
+from tests.e2e.test_webhooks import HOOK_SECRET, PROMPT, polled, receiving
 from tests.providers.conftest import require_git
 
 PATHS = 'paths: ["."]'
@@ -118,3 +120,25 @@ def test_a_commit_rebuilds_only_the_functions_whose_paths_it_touched_and_a_force
     (rebuilt_b,) = events(apiserver, "SourceChanged", "b")
     assert "although paths is set, because" in rebuilt_b["message"], rebuilt_b["message"]
     assert counted(daemon, "revision_controller_comparisons_total", 'outcome="uncertain"') >= 1
+
+
+def test_a_webhook_naming_other_files_does_not_decide_the_comparison_does(
+        apiserver: ApiServer, functions, start_daemon, tmp_path: Path) -> None:
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_text(HOOK_SECRET)
+    with serving("github") as host:
+        put_secret(apiserver, "forge-token", TOKEN)
+        repository = host.forge.create_repository("team/hooked", private=True)
+        base = repository.commit("three functions", FILES)
+        hourly = host.params().replace("polling-interval: 1s", "polling-interval: 1h")
+        for name in "ab":
+            create(functions, function_manifest(name, host.url("team/hooked"), f"{hourly}\n{PATHS}",
+                                                credentials="forge-token"), base)
+        receiver = receiving(start_daemon, secret_file)
+        wait_for(lambda: polled(receiver.daemon, "github"), FIRST_POLL, "the first poll")
+        in_a = repository.commit("change a", {"functions/a/main.go": "a2"})
+        lying = hooks.Push(host.url("team/hooked"), in_a, base, modified=("functions/b/main.go",))
+        assert receiver.deliver(hooks.github(lying, HOOK_SECRET)) == (202, {"targets": 1})
+        wait_recorded(functions, "a", in_a, seconds=PROMPT)
+        (skipped,) = wait_for(lambda: unchanged_events(apiserver, "b"), PROMPT, "b told it was not rebuilt")
+        assert "functions/a/main.go" in skipped["message"] and recorded(functions, "b") == base
