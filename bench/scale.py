@@ -71,6 +71,7 @@ class Scale:
     settle: float | None = None  # seconds to wait for stray patches after detection; default: one interval
     host: str = "github"
     rest_limit: int = GITHUB_REST_LIMIT  # REST units per token per hour on the GitHub stand-in
+    paths: bool = False  # each Function sets paths: ["."], and a move touches one Function's folder
 
     @property
     def window_seconds(self) -> float:
@@ -89,7 +90,7 @@ class Host(Protocol):
 
     def create(self, name: str) -> str: ...  # the Function's srcRepo.url
     def head(self, name: str) -> str: ...
-    def move(self, name: str) -> str: ...  # a new commit on the default branch; its sha
+    def move(self, name: str, path: str) -> str: ...  # a new commit on the default branch changing `path`
     def params(self) -> str: ...  # extra lines for the params annotation
     def request_count(self) -> int: ...
     def polled_repositories(self) -> set[str]: ...
@@ -115,8 +116,8 @@ class GitHost:
     def head(self, name: str) -> str:
         return self._repositories[name].head() or ""
 
-    def move(self, name: str) -> str:
-        return self._repositories[name].commit("move", files={"moved.txt": str(time.time())})
+    def move(self, name: str, path: str) -> str:
+        return self._repositories[name].commit("move", files={path: str(time.time())})
 
     def params(self) -> str:
         return "repo-type: git"
@@ -155,8 +156,8 @@ class GitHubHost:
     def head(self, name: str) -> str:
         return self._repositories[name].head() or ""
 
-    def move(self, name: str) -> str:
-        return self._repositories[name].commit("move", files={"moved.txt": str(time.time())})
+    def move(self, name: str, path: str) -> str:
+        return self._repositories[name].commit("move", files={path: str(time.time())})
 
     def params(self) -> str:
         return f"repo-type: github\nbase-url: {self._server.url}"
@@ -241,7 +242,7 @@ def populate(apiserver: ApiServer, host: Host, scale: Scale) -> dict[str, list[F
     """Repositories on the host, Secrets and Functions straight into the API stand-in's store;
     the Functions of each repository."""
     placement = Placement(scale)
-    params = f"{host.params()}\npolling-interval: {scale.interval:g}s"
+    params = f"{host.params()}\npolling-interval: {scale.interval:g}s" + ('\npaths: ["."]' if scale.paths else "")
     urls, heads = {}, {}
     for number in range(scale.targets):
         name = repository_name(number)
@@ -318,6 +319,11 @@ class Daemon:
             text = response.read().decode()
         return {sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
                 for family in text_string_to_metric_families(text) for sample in family.samples}
+
+    def comparisons(self) -> float:
+        """Changed files asked of the host, for Functions with paths."""
+        return sum(value for name, value in self.metrics().items()
+                   if name.startswith("revision_controller_comparisons_total{"))
 
     def polls(self) -> float:
         return sum(value for name, value in self.metrics().items()
@@ -442,6 +448,9 @@ class Figures:
     undetected_repositories: list[str] = field(default_factory=list)
     patched_more_than_once: int = 0
     bystanders_patched: int = 0
+    paths: bool = False
+    comparisons_in_window: float = math.nan
+    comparisons_after_moves: float = math.nan
     startup_requests: dict[str, int] = field(default_factory=dict)  # by kind and status, before the window
     window_requests: dict[str, int] = field(default_factory=dict)
     daemon_said: str = ""  # the end of its log (level warning): empty when all went well
@@ -476,11 +485,12 @@ def measure_start(daemon: Daemon, host: Host, scale: Scale, figures: Figures) ->
 def measure_window(daemon: Daemon, host: Host, clock: RequestClock, scale: Scale, figures: Figures) -> None:
     """A quiet stretch after the first full interval: nothing moves, the daemon only polls."""
     time.sleep(max(0.0, daemon.started + scale.interval - time.monotonic()))
-    polls, units = daemon.polls(), host.rest_units()
+    polls, units, comparisons = daemon.polls(), host.rest_units(), daemon.comparisons()
     cpu, start = daemon.cpu_seconds(), time.monotonic()
     time.sleep(scale.window_seconds)
     cpu, end = daemon.cpu_seconds() - cpu, time.monotonic()
     polls = daemon.polls() - polls
+    figures.comparisons_in_window = daemon.comparisons() - comparisons
     window = end - start
     first, last = clock.count_at(start), clock.count_at(end)
     requests = last - first
@@ -503,11 +513,13 @@ def measure_moves(daemon: Daemon, apiserver: ApiServer, host: Host, users: dict[
     """Move heads at once; how soon each affected Function records its new head, and whether
     anything was patched that should not have been."""
     moved = list(users)[:scale.moves]
+    affected = {key for name in moved for key in affected_by_move(users[name], scale)}
+    comparisons = daemon.comparisons()
     read = len(apiserver.requests)  # before the first move: its patch may come while others are made
     pending: dict[FunctionKey, tuple[str, float]] = {}
     for name in moved:
-        sha = host.move(name)
-        pending.update({key: (sha, time.monotonic()) for key in users[name]})
+        sha = host.move(name, f"functions/{users[name][0].name}/main.go")
+        pending.update({key: (sha, time.monotonic()) for key in affected_by_move(users[name], scale)})
     figures.moved_targets, figures.affected_functions = len(moved), len(pending)
     latencies: list[float] = []
     patched: set[FunctionKey] = set()
@@ -535,10 +547,15 @@ def measure_moves(daemon: Daemon, apiserver: ApiServer, host: Host, users: dict[
     figures.detection_p99_s = percentile(latencies, 0.99)
     figures.detection_max_s = max(latencies)
     time.sleep(scale.settle_seconds)
-    affected = {key for name in moved for key in users[name]}
+    figures.comparisons_after_moves = daemon.comparisons() - comparisons
     patches = status_patches(apiserver.requests)
     figures.patched_more_than_once = sum(1 for key in affected if patches[key] > 1)
     figures.bystanders_patched = sum(1 for key in patches if key not in affected)
+
+
+def affected_by_move(users: list[FunctionKey], scale: Scale) -> list[FunctionKey]:
+    """The Functions a move rebuilds: all of the target's, or with paths, the one whose folder it touched."""
+    return users[:1] if scale.paths else users
 
 
 def measure_memory(daemon: Daemon, figures: Figures) -> None:
@@ -548,7 +565,7 @@ def measure_memory(daemon: Daemon, figures: Figures) -> None:
 
 
 def run(scale: Scale, say: Callable[[str], None] = lambda text: None) -> Figures:
-    figures = Figures(scale.functions, scale.targets, scale.interval, scale.host)
+    figures = Figures(scale.functions, scale.targets, scale.interval, scale.host, paths=scale.paths)
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
         apiserver = stack.enter_context(ApiServer(history_limit=scale.functions + 1000))
@@ -588,6 +605,7 @@ def goals(figures: Figures) -> list[Goal]:
     f, at_one_minute = figures, figures.interval_s == 60
     units = f.rest_units_in_window
     detection_limit = f.interval_s + 1
+    per_move = f.comparisons_after_moves / f.moved_targets if f.moved_targets else math.nan
     return [
         Goal("daemon RSS at the end (peak)", f.rss_mib, f"{f.rss_mib:.0f} MiB ({f.peak_rss_mib:.0f})",
              "<= 150 MiB", f.peak_rss_mib <= 150),
@@ -615,12 +633,17 @@ def goals(figures: Figures) -> list[Goal]:
              f"{f.patched_more_than_once} of {f.affected_functions}", "0", f.patched_more_than_once == 0),
         Goal("other Functions patched", f.bystanders_patched, str(f.bystanders_patched), "0",
              f.bystanders_patched == 0),
+        Goal("paths: comparisons while nothing moved", f.comparisons_in_window, f"{f.comparisons_in_window:g}",
+             "0", f.comparisons_in_window == 0 if f.paths else None),
+        Goal("paths: comparisons per moved target", per_move, f"{per_move:.2f}", "1",
+             per_move == 1 if f.paths else None),
     ]
 
 
 def table(figures: Figures) -> str:
     f = figures
-    title = (f"{f.functions} Functions, {f.targets} targets ({f.host}), interval {f.interval_s:g}s, "
+    title = (f"{f.functions} Functions{' with paths' if f.paths else ''}, {f.targets} targets ({f.host}), "
+             f"interval {f.interval_s:g}s, "
              f"window {f.window_s:.0f}s, {f.moved_targets} heads moved ({f.affected_functions} Functions), "
              f"{f.polls_in_window:.0f} polls in the window, {f.threads} daemon threads")
     rows = [(goal.what, goal.shown, goal.target, {True: "pass", False: "FAIL", None: "n/a"}[goal.met])
@@ -665,6 +688,8 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--host", choices=sorted(HOSTS), default="github")
     command.add_argument("--rest-limit", type=int, default=GITHUB_REST_LIMIT,
                          help="REST units per token per hour on the GitHub stand-in (default: GitHub's 5000)")
+    command.add_argument("--paths", action="store_true",
+                         help='every Function sets paths: ["."], and each move changes one Function\'s folder')
     command.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     return command
 
@@ -672,7 +697,7 @@ def parser() -> argparse.ArgumentParser:
 def scale_of(args: argparse.Namespace) -> Scale:
     return Scale(functions=args.functions, targets=args.targets, interval=args.interval, window=args.window,
                  moves=args.moves, settle=args.settle, host=args.host,
-                 rest_limit=args.rest_limit)
+                 rest_limit=args.rest_limit, paths=args.paths)
 
 
 F = TypeVar("F")

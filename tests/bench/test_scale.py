@@ -25,10 +25,11 @@ FUNCTIONS, TARGETS, INTERVAL, MOVES = 20, 5, 2.0, 3
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("host", ["git", "github"])
-def test_a_small_run_measures_the_daemon(host: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("host", "paths"), [("git", True), ("github", False)])
+def test_a_small_run_measures_the_daemon(host: str, paths: bool, tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
-    code = scale.main(["--host", host, "--functions", str(FUNCTIONS), "--targets", str(TARGETS),
+    code = scale.main([*(["--paths"] if paths else []),
+                       "--host", host, "--functions", str(FUNCTIONS), "--targets", str(TARGETS),
                        "--interval", f"{INTERVAL:g}s", "--window", "4", "--moves", str(MOVES),
                        "--settle", "1", "--json", str(out),
                        # the daemon stretches intervals when a budget would run out: not measured here
@@ -45,7 +46,11 @@ def test_a_small_run_measures_the_daemon(host: str, tmp_path: Path) -> None:
     assert 20 < figures["rss_mib"] <= figures["peak_rss_mib"] < 1000
     assert figures["busiest_second"] >= figures["mean_per_second"] > 0
     assert figures["moved_targets"] == MOVES
-    assert figures["affected_functions"] == FUNCTIONS // TARGETS * MOVES
+    # With paths, a move touches one Function's folder: the target's other Functions stay.
+    assert figures["affected_functions"] == (1 if paths else FUNCTIONS // TARGETS) * MOVES
+    if paths:
+        assert figures["comparisons_in_window"] == 0 and figures["comparisons_after_moves"] == MOVES
+        assert figures["goals"]["paths: comparisons per moved target"] is True
     assert 0 < figures["detection_p50_s"] <= figures["detection_p99_s"] <= figures["detection_max_s"] < 30
     assert figures["undetected"] == 0
     assert figures["patched_more_than_once"] == 0 and figures["bystanders_patched"] == 0
@@ -125,7 +130,7 @@ class InstantHost:
     def __init__(self, apiserver: ApiServer, users: dict[str, list[Any]]) -> None:
         self.apiserver, self.users, self.moves = apiserver, users, 0
 
-    def move(self, name: str) -> str:
+    def move(self, name: str, path: str) -> str:
         self.moves += 1
         sha = f"{self.moves:040x}"
         for key in self.users[name]:
@@ -141,6 +146,9 @@ class InstantHost:
 class RunningDaemon:
     def alive(self) -> bool:
         return True
+
+    def comparisons(self) -> float:
+        return 0.0
 
 
 def test_a_patch_made_while_heads_are_still_moving_counts() -> None:
