@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from providers import git, gitee, github, gitlab, registry
 from providers.base import (
-    ChangedFiles,
     DEFAULT_TIMEOUT_SECONDS,
+    ChangedFiles,
     GitProvider,
     GitSource,
     ImageProvider,

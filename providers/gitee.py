@@ -23,8 +23,17 @@ from providers.answers import (
     from_json,
     rate_limit,
 )
-from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError, verifying_tls
-from providers.failures import Subject, timed_out, unreachable
+from providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    ChangedFiles,
+    GitProvider,
+    GitSource,
+    InvalidSource,
+    ProviderError,
+    verifying_tls,
+)
+from providers.changes import bounded, github_files, json_document, not_an_ancestor, too_large, unknown_commit
+from providers.failures import Subject, bad_answer, timed_out, unreachable
 from providers.sessions import SharedClients, cookieless
 from providers.urls import clone_url, normalise_base_url, owner_and_repo
 
@@ -78,6 +87,29 @@ class Provider(GitProvider):
     def default_branch(self) -> str:
         return self._conditional_get("", _DEFAULT_BRANCH, Subject(self.source), default_branch_in)
 
+    def changed_files(self, base: str, head: str) -> ChangedFiles:
+        """One `compare/BASE...HEAD`, shaped as GitHub's: `base` is an ancestor of `head` when it
+        is their `merge_base_commit`; `truncated` says the file list was cut short. Gitee documents
+        no `status` nor a file limit, and a 404 is taken to be about the commit, as on GitHub."""
+        subject = Subject(self.source)
+        url = f"{self._repository_url}/compare/{quote(base, safe='')}...{quote(head, safe='')}"
+        try:
+            with self._client.stream("GET", url, headers=self._headers) as response:
+                body = bounded(response.iter_bytes())
+        except httpx.TimeoutException:
+            raise timed_out(subject, self.timeout) from None
+        except httpx.HTTPError as error:
+            raise unreachable(subject, error) from None
+        self.rate_limit = rate_limit(response.headers, GITHUB_PREFIX, time.time()) or self.rate_limit
+        text = "" if body is None else body.decode("utf-8", "replace")
+        if response.status_code == 404:
+            return unknown_commit(base)
+        if response.status_code != 200:
+            raise self._failure(response.status_code, response.headers, text, subject)
+        if body is None:
+            return too_large()
+        return _comparison(json_document(text, subject), base, head, subject)
+
     def close(self) -> None:
         self._lease.end()
 
@@ -102,3 +134,13 @@ class Provider(GitProvider):
 def _sha_of(branch: Any, subject: Subject) -> str:
     commit = branch.get("commit") if isinstance(branch, dict) else None
     return commit_sha(commit.get("sha") if isinstance(commit, dict) else None, subject)
+
+
+def _comparison(document: Any, base: str, head: str, subject: Subject) -> ChangedFiles:
+    if not isinstance(document, dict):
+        raise bad_answer(subject)
+    merge_base = document.get("merge_base_commit")
+    if not isinstance(merge_base, dict) or merge_base.get("sha") != base:
+        return not_an_ancestor(base, head)
+    cut = "the server cut its list of changed files short" if document.get("truncated") is True else ""
+    return github_files(document.get("files"), subject, truncated=cut)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -35,6 +36,7 @@ from providers.answers import (
 )
 from providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
+    ChangedFiles,
     GitProvider,
     GitSource,
     InvalidSource,
@@ -46,6 +48,14 @@ from providers.base import (
     Unauthorized,
     Unavailable,
     verifying_tls,
+)
+from providers.changes import (
+    MAX_ANSWER_BYTES,
+    github_files,
+    json_document,
+    not_an_ancestor,
+    too_large,
+    unknown_commit,
 )
 from providers.failures import (
     Batch,
@@ -70,6 +80,9 @@ _SHA_MEDIA_TYPE = "application/vnd.github.sha"
 _JSON_MEDIA_TYPE = "application/vnd.github+json"
 _DEFAULT_BRANCH = "default branch"  # the ETag memory's key; no branch can be named so
 GRAPHQL_BATCH_SIZE = 100
+# A comparison lists at most 300 files and no more on later pages, and says nothing when it
+# stops: a list that long may be cut short.
+COMPARE_MAX_FILES = 300
 
 
 def parse_source(url: str, *, base_url: str = "", project_id: str = "",
@@ -136,6 +149,24 @@ class Provider(GitProvider):
         return self._conditional_get(self._path, _JSON_MEDIA_TYPE, _DEFAULT_BRANCH,
                                      Subject(self.source), from_json(default_branch_in))
 
+    def changed_files(self, base: str, head: str) -> ChangedFiles:
+        """One `compare/BASE...HEAD`. `per_page=1` lists one commit, not up to 250, where the files
+        are still all listed (on the first page). GitHub answers an unknown commit with the same
+        404 as an unknown repository; `head()` has just read the repository, so a 404 here is
+        taken to be about the commit, and if the repository has gone the next `head()` says so;
+        so is the 422 "No commit found" that `head()` reads as a missing branch."""
+        subject = Subject(self.source)
+        path = f"{self._path}/compare/{quote(base, safe='')}...{quote(head, safe='')}?per_page=1"
+        status, headers, body = self._request(path, {"Accept": _JSON_MEDIA_TYPE}, subject)
+        self.rate_limit = rate_limit(headers, GITHUB_PREFIX, time.time()) or self.rate_limit
+        if status == 404 or (status == 422 and "no commit found" in body.lower()):
+            return unknown_commit(base)
+        if status != 200:
+            raise self._failure(status, headers, body, subject)
+        if len(body) > MAX_ANSWER_BYTES:  # PyGithub has read it whole; it is not parsed
+            return too_large()
+        return _comparison(json_document(body, subject), base, head, subject)
+
     def close(self) -> None:
         self._lease.end()
 
@@ -169,6 +200,20 @@ class Provider(GitProvider):
 
 def _sha_of(body: str, subject: Subject) -> str:
     return commit_sha(body.strip(), subject)
+
+
+def _comparison(document: Any, base: str, head: str, subject: Subject) -> ChangedFiles:
+    """`status` says where the base stands: "ahead" and "identical" when it is an ancestor of the
+    head, "behind" or "diverged" when not."""
+    state = document.get("status") if isinstance(document, dict) else None
+    if state in ("behind", "diverged"):
+        return not_an_ancestor(base, head)
+    if state not in ("ahead", "identical"):
+        raise bad_answer(subject)
+    files = document.get("files")
+    cut = isinstance(files, list) and len(files) >= COMPARE_MAX_FILES
+    return github_files(files, subject,
+                        truncated=f"the server listed only the first {COMPARE_MAX_FILES} changed files" if cut else "")
 
 
 @dataclass(frozen=True)

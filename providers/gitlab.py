@@ -27,8 +27,16 @@ from providers.answers import (
     from_json,
     rate_limit,
 )
-from providers.base import DEFAULT_TIMEOUT_SECONDS, GitProvider, GitSource, InvalidSource, ProviderError
-from providers.failures import Subject, timed_out, unreachable
+from providers.base import (
+    DEFAULT_TIMEOUT_SECONDS,
+    ChangedFiles,
+    GitProvider,
+    GitSource,
+    InvalidSource,
+    ProviderError,
+)
+from providers.changes import bounded, gitlab_files, json_document, not_an_ancestor, too_large, unknown_commit
+from providers.failures import Subject, bad_answer, timed_out, unreachable
 from providers.sessions import NO_COOKIES, SharedClients
 from providers.urls import RepositoryURL, clone_url, is_repository_path, normalise_base_url, parse_repository_url
 
@@ -128,8 +136,50 @@ class Provider(GitProvider):
     def default_branch(self) -> str:
         return self._conditional_get("", _DEFAULT_BRANCH, Subject(self.source), default_branch_in)
 
+    def changed_files(self, base: str, head: str) -> ChangedFiles:
+        """The merge base of the two commits says whether `base` is an ancestor of `head` (GitLab's
+        compare diffs from the merge base, so cannot tell); then one `repository/compare`, whose
+        `compare_timeout` says the diff limits (1,000 files by default) cut the list short.
+
+        A 404 about anything but the project (an unknown ref, no merge base) is about the commits."""
+        subject = Subject(self.source)
+        try:
+            merge_base = self._read("/repository/merge_base", [("refs[]", base), ("refs[]", head)], subject)
+            if merge_base is None:
+                return too_large()
+            if commit_sha(merge_base.get("id") if isinstance(merge_base, dict) else None, subject) != base:
+                return not_an_ancestor(base, head)
+            comparison = self._read("/repository/compare", [("from", base), ("to", head)], subject)
+        except _Missing as missing:
+            return not_an_ancestor(base, head) if missing.no_merge_base else unknown_commit(base)
+        if comparison is None:
+            return too_large()
+        timeout = comparison.get("compare_timeout", False) if isinstance(comparison, dict) else None
+        if not isinstance(timeout, bool):
+            raise bad_answer(subject)
+        cut = "the server's diff limits cut its list of changed files short" if timeout else ""
+        return gitlab_files(comparison.get("diffs"), subject, truncated=cut)
+
     def close(self) -> None:
         self._lease.end()
+
+    def _read(self, path: str, query: list[tuple[str, str]], subject: Subject) -> Any:
+        """The JSON document a GET of the project's `path` answers, None if it is too large to read."""
+        try:
+            with self._gitlab.session.get(self._project_url + path, params=query, headers=self._headers,
+                                          timeout=self.timeout, allow_redirects=False, stream=True) as response:
+                body = bounded(response.iter_content(chunk_size=65536))
+        except requests.Timeout:
+            raise timed_out(subject, self.timeout) from None
+        except requests.RequestException as error:
+            raise unreachable(subject, error) from None
+        self.rate_limit = rate_limit(response.headers, GITLAB_PREFIX, time.time()) or self.rate_limit
+        text = "" if body is None else body.decode("utf-8", "replace")
+        if response.status_code == 404 and "project not found" not in text.lower():
+            raise _Missing(no_merge_base="merge base not found" in text.lower())
+        if response.status_code != 200:
+            raise self._failure(response.status_code, response.headers, text, subject)
+        return None if body is None else json_document(text, subject)
 
     def _conditional_get(self, path: str, question: str, subject: Subject,
                          read: Callable[[Any, Subject], str]) -> str:
@@ -149,6 +199,15 @@ class Provider(GitProvider):
     def _failure(self, status: int, headers: Headers, body: str, subject: Subject) -> ProviderError:
         return for_answer(status, headers, body, subject, has_token=self._has_token, prefix=GITLAB_PREFIX,
                           now=time.time())
+
+
+class _Missing(Exception):
+    """A 404 about a ref, not the project: "404 Could not find ref: ... Not Found" or
+    "404 Merge Base Not Found" (histories without a common commit)."""
+
+    def __init__(self, *, no_merge_base: bool) -> None:
+        super().__init__()
+        self.no_merge_base = no_merge_base
 
 
 def _token_headers(kind: str, token: str | None) -> dict[str, str]:

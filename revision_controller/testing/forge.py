@@ -39,6 +39,16 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl
 
+from dulwich.diff_tree import (
+    CHANGE_ADD,
+    CHANGE_COPY,
+    CHANGE_DELETE,
+    CHANGE_RENAME,
+    RenameDetector,
+    TreeChange,
+    tree_changes,
+)
+from dulwich.graph import find_merge_base
 from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
@@ -95,6 +105,25 @@ class CommitInfo:
     @property
     def title(self) -> str:
         return self.message.split("\n", 1)[0]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file that differs between two commits, as the compare APIs list it.
+
+    `status` is GitHub's word: added, removed, modified, renamed or copied. `old_path` is
+    where a renamed or copied file came from, else the path itself; a removed file's
+    `sha` is its old blob's."""
+
+    status: str
+    path: str
+    old_path: str
+    sha: str
+    old_mode: int
+    new_mode: int
+
+
+_STATUSES = {CHANGE_ADD: "added", CHANGE_DELETE: "removed", CHANGE_RENAME: "renamed", CHANGE_COPY: "copied"}
 
 
 @dataclass(frozen=True)
@@ -155,6 +184,34 @@ class ForgeRepository:
         with Repo(str(self.path)) as repo:
             return [_info(entry.commit) for entry in repo.get_walker(include=[ObjectID(sha.encode("ascii"))],
                                                                       max_entries=count)]
+
+    def move_branch(self, sha: str, branch: str | None = None) -> None:
+        """Point `branch` (default: the default branch) at the commit `sha`, as a force push does."""
+        with Repo(str(self.path)) as repo:
+            repo.refs[Ref(f"refs/heads/{branch or self.default_branch}".encode())] = ObjectID(sha.encode("ascii"))
+
+    def merge_base(self, one: str, other: str) -> str | None:
+        """The best common ancestor of two commits (which must exist); None if they share none."""
+        with Repo(str(self.path)) as repo:
+            bases = find_merge_base(repo, [ObjectID(one.encode("ascii")), ObjectID(other.encode("ascii"))])
+        return bases[0].decode("ascii") if bases else None
+
+    def commits_between(self, base: str | None, head: str) -> list[CommitInfo]:
+        """The commits reachable from `head` but not from `base`, oldest first (`git log base..head`)."""
+        exclude = [ObjectID(base.encode("ascii"))] if base else []
+        with Repo(str(self.path)) as repo:
+            walker = repo.get_walker(include=[ObjectID(head.encode("ascii"))], exclude=exclude)
+            return [_info(entry.commit) for entry in walker][::-1]
+
+    def changes(self, base: str | None, head: str) -> list[FileChange]:
+        """The files that differ from commit `base` (None: no commit) to commit `head`, renames
+        detected as git does, sorted by path."""
+        with Repo(str(self.path)) as repo:
+            trees = [_tree_of(repo, sha) for sha in (base, head)]
+            found = tree_changes(repo.object_store, trees[0], trees[1],
+                                 rename_detector=RenameDetector(repo.object_store))
+            changes = [_file_change(change) for change in found]
+        return sorted(changes, key=lambda change: change.path)
 
 
 class Forge:
@@ -602,6 +659,27 @@ def _peeled(repo: Repo, sha: bytes) -> bytes | None:
     while isinstance(obj, Tag):
         obj = repo[obj.object[1]]
     return obj.id if isinstance(obj, Commit) else None
+
+
+def _tree_of(repo: Repo, sha: str | None) -> ObjectID | None:
+    if sha is None:
+        return None
+    commit = repo[ObjectID(sha.encode("ascii"))]
+    assert isinstance(commit, Commit), f"{sha} is no commit"
+    return ObjectID(commit.tree)
+
+
+def _file_change(change: TreeChange) -> FileChange:
+    old = change.old if change.old is not None and change.old.path is not None else None
+    new = change.new if change.new is not None and change.new.path is not None else None
+    entry = new or old
+    assert entry is not None and entry.path is not None and entry.sha is not None
+    source = old or entry
+    assert source.path is not None
+    return FileChange(status=_STATUSES.get(change.type, "modified") if new else "removed",
+                      path=entry.path.decode("utf-8", "replace"),
+                      old_path=source.path.decode("utf-8", "replace"), sha=entry.sha.decode("ascii"),
+                      old_mode=(old.mode or 0) if old else 0, new_mode=(new.mode or 0) if new else 0)
 
 
 def _info(commit: Commit) -> CommitInfo:

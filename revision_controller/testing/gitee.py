@@ -31,7 +31,7 @@ from revision_controller.testing.forge import (
     segments,
     x_ratelimit_headers,
 )
-from revision_controller.testing.github import commit_document
+from revision_controller.testing.github import COMPARE_MAX_FILES, commit_document, comparison_document
 
 API_PATH = "/api/v5"
 
@@ -40,9 +40,11 @@ class GiteeServer(BudgetedForgeServer):
     """Gitee's v5 API for `forge`, and git smart HTTP for its repositories.
 
     `limit` and `anonymous_limit` are the requests per token and per client
-    address for each `window_seconds`."""
+    address for each `window_seconds`. `max_compare_files` is how many files a comparison
+    lists at most, saying `truncated` when there were more (Gitee documents no limit: GitHub's)."""
 
     api_path = API_PATH
+    max_compare_files = COMPARE_MAX_FILES
 
     def __init__(self, forge: Forge, *, limit: int = 5000, anonymous_limit: int = 60,
                  window_seconds: float = 3600.0, host: str = "127.0.0.1") -> None:
@@ -86,7 +88,19 @@ class GiteeServer(BudgetedForgeServer):
             return self._commit(repository, "/".join(rest[1:]))
         if rest[0] == "branches" and len(rest) > 1:
             return self._branch(repository, "/".join(rest[1:]))
+        if rest[0] == "compare" and len(rest) > 1:
+            return self._compare(request, repository, "/".join(rest[1:]))
         return _not_found()
+
+    def _compare(self, request: Request, repository: ForgeRepository, basehead: str) -> Reply:
+        base_ref, _, head_ref = basehead.partition("...")
+        base, head = repository.resolve(base_ref), repository.resolve(head_ref)
+        merge_base = repository.merge_base(base, head) if base_ref and head_ref and base and head else None
+        if base is None or head is None or merge_base is None:
+            return _not_found()
+        document, cut = comparison_document(request, repository, base, head, merge_base,
+                                            self._urls(repository), self.max_compare_files)
+        return Reply.json(200, {**document, "truncated": cut})
 
     def _commits(self, request: Request, repository: ForgeRepository) -> Reply:
         sha = repository.resolve(request.query.get("sha") or repository.default_branch)

@@ -32,6 +32,7 @@ from revision_controller.testing.forge import (
     BudgetedForgeServer,
     CommitInfo,
     Fault,
+    FileChange,
     Forge,
     ForgeRepository,
     Reply,
@@ -52,9 +53,12 @@ QUERY_COST = 1
 DOCS = "https://docs.github.com/rest"
 _DOCS_COMMITS = "https://docs.github.com/rest/commits/commits"
 _DOCS_BRANCH = "https://docs.github.com/rest/branches/branches#get-a-branch"
+_DOCS_COMPARE = "https://docs.github.com/rest/commits/commits#compare-two-commits"
 _DOCS_RATE_LIMIT = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 _DOCS_SECONDARY = _DOCS_RATE_LIMIT + "#about-secondary-rate-limits"
 _DOCS_GRAPHQL = "https://docs.github.com/graphql"
+COMPARE_MAX_FILES = 300  # GitHub lists no more files in a comparison, and says nothing of it
+COMPARE_MAX_COMMITS = 250  # the commits an unpaginated comparison lists
 SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try "
                      "again. If you reach out to GitHub Support for help, please include the request ID "
                      "0000:0000:0000000:0000000:00000000.")
@@ -67,9 +71,11 @@ class GitHubServer(BudgetedForgeServer):
     `limit` and `anonymous_limit` are the REST budgets per token and per client
     address for each `window_seconds`; `graphql_limit` the GraphQL points per
     token; `per_minute`, when set, the requests per credential per minute over
-    which the secondary limit answers 403 with Retry-After."""
+    which the secondary limit answers 403 with Retry-After. `max_compare_files` is how many
+    files a comparison lists at most."""
 
     api_path = API_PATH
+    max_compare_files = COMPARE_MAX_FILES
 
     def __init__(self, forge: Forge, *, limit: int = 5000, anonymous_limit: int = 60,
                  graphql_limit: int = 5000, per_minute: int | None = None,
@@ -163,7 +169,21 @@ class GitHubServer(BudgetedForgeServer):
             return self._commit(request, repository, "/".join(rest[1:]))
         if rest[0] == "branches" and len(rest) > 1:
             return self._branch(repository, "/".join(rest[1:]))
+        if rest[0] == "compare" and len(rest) > 1:
+            return self._compare(request, repository, "/".join(rest[1:]))
         return _error(404, "Not Found")
+
+    def _compare(self, request: Request, repository: ForgeRepository, basehead: str) -> Reply:
+        base_ref, _, head_ref = basehead.partition("...")
+        base, head = repository.resolve(base_ref), repository.resolve(head_ref)
+        if not (base_ref and head_ref and base and head):
+            return _error(404, "Not Found", _DOCS_COMPARE)
+        merge_base = repository.merge_base(base, head)
+        if merge_base is None:
+            return _error(404, f"No common ancestor between {base_ref} and {head_ref}.", _DOCS_COMPARE)
+        document, _ = comparison_document(request, repository, base, head, merge_base, self._urls(repository),
+                                          self.max_compare_files)
+        return Reply.json(200, document)
 
     def _readable(self, full_name: str, token: str | None) -> ForgeRepository | None:
         repository = self.forge.repository(full_name)
@@ -291,6 +311,43 @@ def commit_document(info: CommitInfo, api_repository_url: str, html_repository_u
             "comments_url": f"{api}/commits/{info.sha}/comments", "author": None, "committer": None,
             "parents": [{"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{html}/commit/{p}"}
                         for p in info.parents]}
+
+
+def comparison_document(request: Request, repository: ForgeRepository, base: str, head: str, merge_base: str,
+                        urls: tuple[str, str], max_files: int) -> tuple[dict[str, Any], bool]:
+    """A comparison of `base...head` as GitHub's REST API (and Gitee's, which copies it) gives it,
+    and whether its files were cut at `max_files`. `per_page` and `page` page the commits; the
+    files come on the first page."""
+    api, html = urls
+    commits = repository.commits_between(merge_base, head)
+    behind = len(repository.commits_between(merge_base, base))
+    if "per_page" in request.query or "page" in request.query:
+        page, per_page = pages(request)
+    else:
+        page, per_page = 1, COMPARE_MAX_COMMITS
+    changes = repository.changes(merge_base, head) if page == 1 else []
+    status = ("identical" if base == head else "ahead" if merge_base == base
+              else "behind" if merge_base == head else "diverged")
+    document = {
+        "url": f"{api}/compare/{base}...{head}", "html_url": f"{html}/compare/{base}...{head}",
+        "permalink_url": f"{html}/compare/{base[:7]}...{head[:7]}",
+        "diff_url": f"{html}/compare/{base}...{head}.diff", "patch_url": f"{html}/compare/{base}...{head}.patch",
+        "base_commit": commit_document(repository.info(base), api, html),
+        "merge_base_commit": commit_document(repository.info(merge_base), api, html),
+        "status": status, "ahead_by": len(commits), "behind_by": behind, "total_commits": len(commits),
+        "commits": [commit_document(info, api, html) for info in commits[(page - 1) * per_page:page * per_page]],
+        "files": [_file_document(change, head, api, html) for change in changes[:max_files]]}
+    return document, len(changes) > max_files
+
+
+def _file_document(change: FileChange, head: str, api: str, html: str) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "sha": change.sha, "filename": change.path, "status": change.status, "additions": 0, "deletions": 0,
+        "changes": 0, "blob_url": f"{html}/blob/{head}/{change.path}", "raw_url": f"{html}/raw/{head}/{change.path}",
+        "contents_url": f"{api}/contents/{change.path}?ref={head}"}
+    if change.status in ("renamed", "copied"):
+        document["previous_filename"] = change.old_path
+    return document
 
 
 def _error(status: int, message: str, documentation_url: str = DOCS) -> Reply:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import email.utils
 import time
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from revision_controller.testing.forge import (
     Allowance,
     BudgetedForgeServer,
     CommitInfo,
     Fault,
+    FileChange,
     Forge,
     ForgeRepository,
     Reply,
@@ -35,15 +36,18 @@ from revision_controller.testing.forge import (
 )
 
 API_PATH = "/api/v4"
+COMPARE_MAX_FILES = 1000  # GitLab's default `diff_max_files`, over which compare_timeout is true
 
 
 class GitLabServer(BudgetedForgeServer):
     """GitLab's v4 API for `forge`, and git smart HTTP for its repositories.
 
     `limit` and `anonymous_limit` are the requests per token and per client
-    address for each `window_seconds` (GitLab.com's defaults: a minute)."""
+    address for each `window_seconds` (GitLab.com's defaults: a minute). `max_compare_files`
+    is how many files a comparison lists at most, saying `compare_timeout` when there were more."""
 
     api_path = API_PATH
+    max_compare_files = COMPARE_MAX_FILES
 
     def __init__(self, forge: Forge, *, limit: int = 2000, anonymous_limit: int = 500,
                  window_seconds: float = 60.0, host: str = "127.0.0.1") -> None:
@@ -93,7 +97,47 @@ class GitLabServer(BudgetedForgeServer):
             return self._commits(request, project)
         if rest[:2] == ["repository", "commits"] and len(rest) == 3:
             return self._commit(project, rest[2])
+        if rest == ["repository", "merge_base"]:
+            return self._merge_base(request, project)
+        if rest == ["repository", "compare"]:
+            return self._compare(request, project)
         return Reply.json(404, {"error": "404 Not Found"})
+
+    def _merge_base(self, request: Request, project: ForgeRepository) -> Reply:
+        refs = [value for name, value in parse_qsl(request.query_string) if name in ("refs[]", "refs")]
+        if len(refs) < 2:
+            return Reply.json(400, {"message": "400 Bad request - Provide at least 2 refs"})
+        shas = [project.resolve(ref) for ref in refs]
+        unknown = [ref for ref, sha in zip(refs, shas, strict=True) if sha is None]
+        if unknown:
+            noun = "ref" if len(unknown) == 1 else "refs"
+            return Reply.json(404, {"message": f"404 Could not find {noun}: {', '.join(unknown)} Not Found"})
+        merge_base: str | None = shas[0]
+        for sha in shas[1:]:
+            merge_base = project.merge_base(merge_base, sha) if merge_base and sha else None
+        if merge_base is None:
+            return Reply.json(404, {"message": "404 Merge Base Not Found"})
+        return Reply.json(200, self._commit_document(project, project.info(merge_base)))
+
+    def _compare(self, request: Request, project: ForgeRepository) -> Reply:
+        """Diffs from the merge base (from no commit when the histories share none), or from
+        `from` itself when `straight=true`."""
+        for name in ("from", "to"):
+            if not request.query.get(name):
+                return Reply.json(400, {"error": f"{name} is missing"})
+        start, end = project.resolve(request.query["from"]), project.resolve(request.query["to"])
+        if start is None or end is None:
+            return Reply.json(404, {"message": "404 Ref Not Found"})
+        straight = request.query.get("straight", "").lower() in ("true", "1", "yes", "on", "t", "y")  # Grape's Boolean
+        origin = start if straight else project.merge_base(start, end)
+        commits = project.commits_between(start, end)
+        changes = project.changes(origin, end)
+        return Reply.json(200, {
+            "commit": self._commit_document(project, commits[-1]) if commits else None,
+            "commits": [self._commit_document(project, info) for info in commits],
+            "diffs": [_diff_document(change) for change in changes[:self.max_compare_files]],
+            "compare_timeout": len(changes) > self.max_compare_files, "compare_same_ref": start == end,
+            "web_url": f"{self.url}/{project.full_name}/-/compare/{start}...{end}"})
 
     def _readable(self, project_id: str, token: str | None) -> ForgeRepository | None:
         project = (self.forge.repository_by_id(int(project_id)) if project_id.isdigit()
@@ -153,6 +197,13 @@ class GitLabServer(BudgetedForgeServer):
                 "namespace": {"id": 0, "name": namespace.rsplit("/", 1)[-1],
                               "path": namespace.rsplit("/", 1)[-1], "kind": "group", "full_path": namespace,
                               "parent_id": None, "web_url": f"{self.url}/groups/{quote(namespace)}"}}
+
+
+def _diff_document(change: FileChange) -> dict[str, Any]:
+    return {"old_path": change.old_path, "new_path": change.path, "a_mode": f"{change.old_mode:o}",
+            "b_mode": f"{change.new_mode:o}", "new_file": change.status == "added",
+            "renamed_file": change.status == "renamed", "deleted_file": change.status == "removed",
+            "generated_file": False, "diff": ""}
 
 
 def _seconds_left(allowance: Allowance) -> int:

@@ -9,8 +9,9 @@ import httpx
 import pytest
 import respx
 
-from providers import gitee
+from providers import changes, gitee
 from providers.base import (
+    ChangedFiles,
     GitSource,
     InvalidSource,
     NotFound,
@@ -227,3 +228,109 @@ def test_close_closes_the_client() -> None:
     p.close()
     with pytest.raises(RuntimeError):
         p.head("main")
+
+
+# --- changed files: one comparison, shaped as GitHub's
+
+
+COMPARE_URL = f"{REPO_URL}/compare/{SHA}...{NEWER}"
+
+
+def comparison(merge_base: str = SHA, files: list[dict[str, str]] | None = None,
+               truncated: bool | None = None) -> dict[str, object]:
+    document: dict[str, object] = {
+        "base_commit": {"sha": SHA}, "merge_base_commit": {"sha": merge_base}, "commits": [{"sha": NEWER}],
+        "files": [{"sha": "a" * 40, "filename": "a/x.py", "status": "added", "patch": "+x"},
+                  {"sha": "b" * 40, "filename": "README.md", "status": "modified"}] if files is None else files}
+    if truncated is not None:
+        document["truncated"] = truncated
+    return document
+
+
+def test_changed_files_is_one_compare_request(mock: respx.MockRouter, provider: gitee.Provider) -> None:
+    route = mock.get(COMPARE_URL).respond(json=comparison(truncated=False), headers=budget(40))
+
+    assert provider.changed_files(SHA, NEWER) == ChangedFiles(files=("a/x.py", "README.md"))
+
+    request = route.calls.last.request
+    assert request.url.raw_path == f"/api/v5/repos/owner/repo/compare/{SHA}...{NEWER}".encode()
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "access_token" not in str(request.url) and "If-None-Match" not in request.headers
+    assert request.extensions["timeout"] == httpx.Timeout(3).as_dict()
+    assert route.call_count == 1
+    assert provider.rate_limit == RateLimit(60, 40, 1_900_000_000)
+
+
+def test_a_rename_lists_the_old_and_the_new_path(mock: respx.MockRouter, provider: gitee.Provider) -> None:
+    mock.get(COMPARE_URL).respond(json=comparison(files=[
+        {"filename": "new/x.py", "previous_filename": "old/x.py", "status": "renamed"}]))
+
+    assert provider.changed_files(SHA, NEWER) == ChangedFiles(files=("old/x.py", "new/x.py"))
+
+
+def test_a_truncated_list_is_uncertain(mock: respx.MockRouter, provider: gitee.Provider) -> None:
+    mock.get(COMPARE_URL).respond(json=comparison(truncated=True))
+
+    assert provider.changed_files(SHA, NEWER) == ChangedFiles(
+        files=("a/x.py", "README.md"), uncertain="the server cut its list of changed files short")
+
+
+@pytest.mark.parametrize("merge_base", [{"sha": "f" * 40}, None])
+def test_a_base_that_is_not_the_merge_base_is_not_an_ancestor(mock: respx.MockRouter, provider: gitee.Provider,
+                                                              merge_base: object) -> None:
+    mock.get(COMPARE_URL).respond(json={**comparison(), "merge_base_commit": merge_base})
+
+    assert provider.changed_files(SHA, NEWER) == ChangedFiles(
+        uncertain="the recorded commit 0123456 is not an ancestor of the head 89abcde: history was rewritten")
+
+
+def test_a_404_is_about_the_commit_and_uncertain(mock: respx.MockRouter, provider: gitee.Provider) -> None:
+    mock.get(COMPARE_URL).respond(404, json={"message": "Not Found"})
+
+    assert provider.changed_files(SHA, NEWER) == ChangedFiles(
+        uncertain="the server does not know the recorded commit 0123456: history was rewritten")
+
+
+@pytest.mark.parametrize("status, headers, error", [
+    (401, {}, Unauthorized), (403, {"X-RateLimit-Remaining": "0"}, Throttled), (429, {}, Throttled),
+    (500, {}, Unavailable), (502, {}, Unavailable),
+])
+def test_comparison_failures_are_the_errors_head_raises(mock: respx.MockRouter, provider: gitee.Provider,
+                                                        status: int, headers: dict[str, str],
+                                                        error: type[ProviderError]) -> None:
+    mock.get(COMPARE_URL).respond(status, headers=headers, json={"message": f"no {TOKEN}"})
+
+    with pytest.raises(error) as caught:
+        provider.changed_files(SHA, NEWER)
+
+    assert type(caught.value) is error and "owner/repo" in str(caught.value)
+    assert_token_hidden(caught.value)
+
+
+def test_a_comparison_timing_out_is_unavailable(mock: respx.MockRouter, provider: gitee.Provider) -> None:
+    mock.get(COMPARE_URL).mock(side_effect=httpx.ReadTimeout(f"timed out {TOKEN}"))
+
+    with pytest.raises(Unavailable, match="no answer within 3s") as caught:
+        provider.changed_files(SHA, NEWER)
+
+    assert_token_hidden(caught.value)
+
+
+@pytest.mark.parametrize("body", [[], {"merge_base_commit": {"sha": SHA}, "files": {"a": 1}},
+                                  comparison(files=[{"status": "added"}])])
+def test_an_unreadable_comparison_is_unavailable(mock: respx.MockRouter, provider: gitee.Provider,
+                                                 body: object) -> None:
+    mock.get(COMPARE_URL).respond(json=body)
+
+    with pytest.raises(Unavailable, match="could not be read"):
+        provider.changed_files(SHA, NEWER)
+
+
+def test_an_answer_over_the_bound_is_not_read_whole(mock: respx.MockRouter, provider: gitee.Provider,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(changes, "MAX_ANSWER_BYTES", 200)
+    mock.get(COMPARE_URL).respond(json=comparison())
+
+    changed = provider.changed_files(SHA, NEWER)
+
+    assert changed.files == () and "too large to read" in changed.uncertain

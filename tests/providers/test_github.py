@@ -19,6 +19,7 @@ import providers
 from providers import github
 from providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
+    ChangedFiles,
     GitSource,
     InvalidSource,
     MissingBranch,
@@ -614,3 +615,140 @@ def test_a_timeout_is_unavailable_for_every_query(graphql: respx.MockRouter) -> 
     assert isinstance(answer, Unavailable) and "within 3s" in str(answer)
     assert limit is None
     assert_token_hidden(answer)
+
+
+# --- changed files: one comparison
+
+
+def compare_endpoint(base: str, head: str) -> re.Pattern[str]:
+    """The comparison's URL, asking for one commit per page."""
+    return re.compile(endpoint(API, f"/repos/octo/hello/compare/{base}...{head}").pattern.removesuffix("$")
+                      + re.escape("?per_page=1") + "$")
+
+
+COMPARE_URL = compare_endpoint(SHA, NEWER)
+
+
+def comparison(status: str = "ahead", files: list[dict[str, str]] | None = None) -> dict[str, object]:
+    """A comparison as GitHub answers it, cut down to what is read and a little more."""
+    return {"status": status, "ahead_by": 2, "behind_by": 0 if status == "ahead" else 1, "total_commits": 2,
+            "base_commit": {"sha": SHA}, "merge_base_commit": {"sha": SHA if status == "ahead" else "f" * 40},
+            "commits": [{"sha": NEWER}],
+            "files": [{"sha": "a" * 40, "filename": "a/x.py", "status": "added", "additions": 1},
+                      {"sha": "b" * 40, "filename": "README.md", "status": "modified"}] if files is None else files}
+
+
+def test_changed_files_is_one_compare_request_listing_one_commit(mock: responses.RequestsMock) -> None:
+    mock.get(COMPARE_URL, json=comparison(), headers=budget(4990))
+    p = provider()
+
+    assert p.changed_files(SHA, NEWER) == ChangedFiles(files=("a/x.py", "README.md"))
+
+    [call] = mock.calls
+    assert urlsplit(call.request.url).query == "per_page=1"
+    assert call.request.headers["Accept"] == "application/vnd.github+json"
+    assert call.request.headers["Authorization"] == f"token {TOKEN}"
+    assert "If-None-Match" not in call.request.headers
+    assert p.rate_limit == RateLimit(limit=5000, remaining=4990, reset_at=1_900_000_000)
+
+
+def test_a_rename_lists_the_old_and_the_new_path(mock: responses.RequestsMock) -> None:
+    mock.get(COMPARE_URL, json=comparison(files=[
+        {"filename": "new/x.py", "previous_filename": "old/x.py", "status": "renamed"},
+        {"filename": "gone.txt", "status": "removed"}]))
+
+    assert provider().changed_files(SHA, NEWER) == ChangedFiles(files=("old/x.py", "new/x.py", "gone.txt"))
+
+
+def test_a_rename_without_its_old_path_is_uncertain(mock: responses.RequestsMock) -> None:
+    mock.get(COMPARE_URL, json=comparison(files=[{"filename": "new/x.py", "status": "renamed"}]))
+
+    changed = provider().changed_files(SHA, NEWER)
+
+    assert changed.files == ("new/x.py",)
+    assert changed.uncertain == "the server did not say which file was renamed to new/x.py"
+
+
+def test_identical_commits_changed_nothing(mock: responses.RequestsMock) -> None:
+    mock.get(compare_endpoint(SHA, SHA), json=comparison("identical", files=[]))
+
+    assert provider().changed_files(SHA, SHA) == ChangedFiles()
+
+
+def test_300_files_may_be_a_cut_list_so_it_is_uncertain(mock: responses.RequestsMock) -> None:
+    files = [{"filename": f"f{index}.txt", "status": "added"} for index in range(300)]
+    mock.get(COMPARE_URL, json=comparison(files=files))
+
+    changed = provider().changed_files(SHA, NEWER)
+
+    assert len(changed.files) == 300
+    assert changed.uncertain == "the server listed only the first 300 changed files"
+
+
+@pytest.mark.parametrize("status", ["behind", "diverged"])
+def test_a_base_that_is_not_an_ancestor_is_uncertain(mock: responses.RequestsMock, status: str) -> None:
+    mock.get(COMPARE_URL, json=comparison(status))
+
+    assert provider().changed_files(SHA, NEWER) == ChangedFiles(
+        uncertain="the recorded commit 0123456 is not an ancestor of the head 89abcde: history was rewritten")
+
+
+@pytest.mark.parametrize("status, message", [
+    (404, "Not Found"), (404, f"No common ancestor between {SHA} and {NEWER}."),
+    (422, f"No commit found for SHA: {SHA}"),
+])
+def test_an_unknown_commit_is_uncertain(mock: responses.RequestsMock, status: int, message: str) -> None:
+    # GitHub says "Not Found" alike of an unknown commit and an unknown repository; head() has just
+    # read the repository.
+    mock.get(COMPARE_URL, status=status, json={"message": message, "status": str(status),
+                                            "documentation_url": "https://docs.github.com/rest/commits/commits"})
+
+    assert provider().changed_files(SHA, NEWER) == ChangedFiles(
+        uncertain="the server does not know the recorded commit 0123456: history was rewritten")
+
+
+@pytest.mark.parametrize("status, headers, error", [
+    (401, {}, Unauthorized),
+    (403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1900000000"}, Throttled),
+    (429, {"Retry-After": "30"}, Throttled),
+    (502, {}, Unavailable),
+    (503, {}, Unavailable),
+])
+def test_comparison_failures_are_the_errors_head_raises(mock: responses.RequestsMock, status: int,
+                                                        headers: dict[str, str], error: type[ProviderError]) -> None:
+    mock.get(COMPARE_URL, status=status, headers=headers, json={"message": f"denied {TOKEN}"})
+
+    with pytest.raises(error) as caught:
+        provider().changed_files(SHA, NEWER)
+
+    assert type(caught.value) is error and "octo/hello" in str(caught.value)
+    assert_token_hidden(caught.value)
+    assert len(mock.calls) == 1
+
+
+def test_a_comparison_timing_out_is_unavailable(mock: responses.RequestsMock) -> None:
+    mock.get(COMPARE_URL, body=requests.ReadTimeout("read timed out"))
+
+    with pytest.raises(Unavailable, match="no answer within 3s"):
+        provider().changed_files(SHA, NEWER)
+
+
+@pytest.mark.parametrize("body", [
+    "not json", "[]", json.dumps({"status": "ahead", "files": "README.md"}), json.dumps({"files": []}),
+    json.dumps(comparison(files=[{"filename": 7}])),
+])
+def test_an_unreadable_comparison_is_unavailable(mock: responses.RequestsMock, body: str) -> None:
+    mock.get(COMPARE_URL, body=body)
+
+    with pytest.raises(Unavailable, match="could not be read"):
+        provider().changed_files(SHA, NEWER)
+
+
+def test_an_answer_over_the_bound_is_not_parsed(mock: responses.RequestsMock,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(github, "MAX_ANSWER_BYTES", 100)
+    mock.get(COMPARE_URL, json=comparison())
+
+    changed = provider().changed_files(SHA, NEWER)
+
+    assert changed.files == () and "too large to read" in changed.uncertain

@@ -5,14 +5,15 @@ import time
 from collections.abc import Iterator
 from contextlib import suppress
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 import responses
 
-from providers import gitlab
+from providers import changes, gitlab
 from providers.base import (
+    ChangedFiles,
     GitSource,
     InvalidSource,
     NotFound,
@@ -319,3 +320,134 @@ def test_token_is_not_logged(mock: responses.RequestsMock, caplog: pytest.LogCap
         provider().head("main")
 
     assert TOKEN not in caplog.text
+
+
+# --- changed files: the merge base, then one comparison
+
+
+MERGE_BASE_URL = f"{PROJECT_URL}/repository/merge_base"
+COMPARE_URL = f"{PROJECT_URL}/repository/compare"
+NOT_AN_ANCESTOR = "the recorded commit 0123456 is not an ancestor of the head 89abcde: history was rewritten"
+
+
+def diff(old: str, new: str | None = None) -> dict[str, object]:
+    new = new or old
+    return {"old_path": old, "new_path": new, "a_mode": "100644", "b_mode": "100644", "new_file": False,
+            "renamed_file": old != new, "deleted_file": False, "diff": "@@ -1 +1 @@\n-a\n+b\n"}
+
+
+def compared(diffs: list[dict[str, object]], timeout: bool = False) -> dict[str, object]:
+    return {"commit": {"id": NEWER}, "commits": [{"id": NEWER}], "diffs": diffs, "compare_timeout": timeout,
+            "compare_same_ref": False, "web_url": "https://gitlab.com/group/sub/project/-/compare/x...y"}
+
+
+def test_changed_files_asks_the_merge_base_then_compares(mock: responses.RequestsMock) -> None:
+    mock.get(MERGE_BASE_URL, json={"id": SHA, "short_id": SHA[:8]}, headers=budget(1990))
+    mock.get(COMPARE_URL, json=compared([diff("a/x.py"), diff("README.md")]), headers=budget(1989))
+    p = provider()
+
+    assert p.changed_files(SHA, NEWER) == ChangedFiles(files=("a/x.py", "README.md"))
+
+    merge_base, compare = mock.calls
+    assert urlsplit(merge_base.request.url).path == "/api/v4/projects/group%2Fsub%2Fproject/repository/merge_base"
+    assert parse_qsl(urlsplit(merge_base.request.url).query) == [("refs[]", SHA), ("refs[]", NEWER)]
+    assert parse_qsl(urlsplit(compare.request.url).query) == [("from", SHA), ("to", NEWER)]
+    for call in mock.calls:
+        assert call.request.headers["PRIVATE-TOKEN"] == TOKEN
+        assert call.request.req_kwargs["timeout"] == 3
+    assert p.rate_limit == RateLimit(limit=2000, remaining=1989, reset_at=1_900_000_000)
+
+
+def test_a_rename_lists_the_old_and_the_new_path(mock: responses.RequestsMock) -> None:
+    mock.get(MERGE_BASE_URL, json={"id": SHA})
+    mock.get(COMPARE_URL, json=compared([diff("old/x.py", "new/x.py"), diff("old/x.py")]))
+
+    assert provider().changed_files(SHA, NEWER) == ChangedFiles(files=("old/x.py", "new/x.py"))
+
+
+def test_a_list_cut_by_the_diff_limits_is_uncertain(mock: responses.RequestsMock) -> None:
+    mock.get(MERGE_BASE_URL, json={"id": SHA})
+    mock.get(COMPARE_URL, json=compared([diff("a/x.py")], timeout=True))
+
+    assert provider().changed_files(SHA, NEWER) == ChangedFiles(
+        files=("a/x.py",), uncertain="the server's diff limits cut its list of changed files short")
+
+
+def test_another_merge_base_means_not_an_ancestor_and_no_comparison(mock: responses.RequestsMock) -> None:
+    mock.get(MERGE_BASE_URL, json={"id": "f" * 40})
+
+    assert provider().changed_files(SHA, NEWER) == ChangedFiles(uncertain=NOT_AN_ANCESTOR)
+    assert len(mock.calls) == 1
+
+
+@pytest.mark.parametrize("message, uncertain", [
+    (f"404 Could not find ref: {SHA} Not Found",
+     "the server does not know the recorded commit 0123456: history was rewritten"),
+    ("404 Merge Base Not Found", NOT_AN_ANCESTOR),
+])
+def test_a_404_about_the_refs_is_uncertain(mock: responses.RequestsMock, message: str, uncertain: str) -> None:
+    mock.get(MERGE_BASE_URL, status=404, json={"message": message})
+
+    assert provider().changed_files(SHA, NEWER) == ChangedFiles(uncertain=uncertain)
+
+
+def test_a_404_about_the_project_is_not_found(mock: responses.RequestsMock) -> None:
+    mock.get(MERGE_BASE_URL, status=404, json={"message": "404 Project Not Found"})
+
+    with pytest.raises(NotFound, match="group/sub/project"):
+        provider().changed_files(SHA, NEWER)
+
+
+@pytest.mark.parametrize("status, error", [
+    (401, Unauthorized), (429, Throttled), (500, Unavailable), (503, Unavailable),
+])
+@pytest.mark.parametrize("failing", ["merge_base", "compare"])
+def test_comparison_failures_are_the_errors_head_raises(mock: responses.RequestsMock, status: int,
+                                                        error: type[ProviderError], failing: str) -> None:
+    answer = {"status": status, "json": {"message": f"{status} echoing {TOKEN}"}, "headers": {"Retry-After": "5"}}
+    if failing == "compare":
+        mock.get(MERGE_BASE_URL, json={"id": SHA})
+    mock.get(f"{PROJECT_URL}/repository/{failing}", **answer)
+
+    with pytest.raises(error) as caught:
+        provider().changed_files(SHA, NEWER)
+
+    assert type(caught.value) is error and "group/sub/project" in str(caught.value)
+    assert_token_hidden(caught.value)
+
+
+def test_a_comparison_timing_out_is_unavailable(mock: responses.RequestsMock) -> None:
+    mock.get(MERGE_BASE_URL, body=requests.exceptions.ReadTimeout(f"timed out {TOKEN}"))
+
+    with pytest.raises(Unavailable, match="no answer within 3s") as caught:
+        provider().changed_files(SHA, NEWER)
+
+    assert_token_hidden(caught.value)
+
+
+@pytest.mark.parametrize("merge_base, comparison", [
+    ({"id": "not a sha"}, None),
+    ([], None),
+    ({"id": SHA}, {"diffs": [{"new_path": "a"}], "compare_timeout": False}),
+    ({"id": SHA}, {"diffs": "a", "compare_timeout": False}),
+    ({"id": SHA}, {"diffs": [], "compare_timeout": "no"}),
+])
+def test_an_unreadable_answer_is_unavailable(mock: responses.RequestsMock, merge_base: object,
+                                             comparison: object) -> None:
+    mock.get(MERGE_BASE_URL, json=merge_base)
+    if comparison is not None:
+        mock.get(COMPARE_URL, json=comparison)
+
+    with pytest.raises(Unavailable, match="could not be read"):
+        provider().changed_files(SHA, NEWER)
+
+
+def test_an_answer_over_the_bound_is_not_read_whole(mock: responses.RequestsMock,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(changes, "MAX_ANSWER_BYTES", 1000)
+    mock.get(MERGE_BASE_URL, json={"id": SHA})
+    mock.get(COMPARE_URL, json=compared([diff(f"f{index}.txt") for index in range(100)]))
+
+    changed = provider().changed_files(SHA, NEWER)
+
+    assert changed.files == () and "too large to read" in changed.uncertain

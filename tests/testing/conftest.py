@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dulwich.objects import Commit, ObjectID, Tree
+from dulwich.repo import Repo
 from kubernetes import client, config
 
-from providers.base import GitProvider, Unavailable
+from providers.base import ChangedFiles, GitProvider, Unavailable
 from revision_controller.testing import ApiServer
 from revision_controller.testing.forge import Forge, ForgeRepository, ForgeServer
 
@@ -85,3 +87,44 @@ def assert_provider_recovers_after_faults(provider: GitProvider, repository: For
             provider.head("main")
     assert provider.head("main") == repository.head()
     assert provider.default_branch() == "main"
+
+
+def assert_provider_compares_commits(provider: GitProvider, repository: ForgeRepository) -> None:
+    """The daemon's `provider` reads from the stand-in which files commits changed, and finds a
+    force-pushed branch's new head, or a commit the server does not know, uncertain."""
+    base = repository.head()
+    assert base is not None
+    repository.commit("code", {"a/x.py": "print(1)\n"})
+    head = repository.commit("docs", {"README.md": "# changed\n"})
+
+    assert provider.changed_files(base, head) == ChangedFiles(files=("README.md", "a/x.py"))
+    assert provider.changed_files(head, head) == ChangedFiles()
+
+    repository.move_branch(base)  # a force push: the branch's new head does not descend from `head`
+    rewritten = repository.commit("rewritten", {"b.txt": "b\n"})
+
+    assert provider.changed_files(head, rewritten) == ChangedFiles(
+        uncertain=f"the recorded commit {head[:7]} is not an ancestor of the head {rewritten[:7]}: "
+                  "history was rewritten")
+    assert provider.changed_files("0" * 40, rewritten) == ChangedFiles(
+        uncertain="the server does not know the recorded commit 0000000: history was rewritten")
+
+
+def renaming(repository: ForgeRepository, old: str, new: str) -> str:
+    """A commit on the default branch that moves the file `old` to `new`, as `git mv` would."""
+    with Repo(str(repository.path)) as repo:
+        parent = repo[ObjectID((repository.head() or "").encode())]
+        assert isinstance(parent, Commit)
+        tree = repo[parent.tree]
+        assert isinstance(tree, Tree)
+        moved = Tree()
+        for entry in tree.items():
+            moved.add(new.encode() if entry.path == old.encode() else entry.path, entry.mode, entry.sha)
+        commit = Commit()
+        commit.tree, commit.parents, commit.message = moved.id, [parent.id], b"rename\n"
+        commit.author = commit.committer = parent.author
+        commit.author_time = commit.commit_time = parent.commit_time + 1
+        commit.author_timezone = commit.commit_timezone = 0
+        repo.object_store.add_objects([(moved, None), (commit, None)])
+    repository.move_branch(commit.id.decode())
+    return commit.id.decode()

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from revision_controller.testing.forge import Budget, Fault, Forge, ForgeServer, Reply, Request, conditional
+from tests.testing.conftest import renaming
 
 TOKEN = "forge-token"
 
@@ -56,6 +57,28 @@ def test_repositories_are_real_git_repositories_with_ids_and_history(forge: Forg
     assert (info.message, info.parents, info.author.name) == ("second", (initial,), "Revision Controller Demo")
     assert first.resolve("main") == first.resolve(second[:7]) == first.resolve("refs/heads/main") == second
     assert first.resolve("nope") is None
+
+
+def test_changes_ancestry_and_force_pushes_come_from_the_git_objects(forge: Forge) -> None:
+    repository = forge.create_repository("octo/mono")
+    base = repository.head() or ""
+    code = repository.commit("code", {"a/x.py": "1\n", "old.txt": "a file long enough to be seen as renamed\n"})
+    head = renaming(repository, "old.txt", "new.txt")
+
+    assert [(c.status, c.path, c.old_path) for c in repository.changes(base, head)] == [
+        ("added", "a/x.py", "a/x.py"), ("added", "new.txt", "new.txt")]
+    [renamed] = repository.changes(code, head)
+    assert (renamed.status, renamed.path, renamed.old_path, renamed.new_mode) == (
+        "renamed", "new.txt", "old.txt", 0o100644)
+    assert [c.status for c in repository.changes(head, base)] == ["removed", "removed"]
+    assert [c.sha for c in repository.commits_between(base, head)] == [code, head]
+    assert repository.merge_base(base, head) == base
+
+    repository.move_branch(base)  # a force push
+    rewritten = repository.commit("rewritten", {"b.txt": "b\n"})
+
+    assert repository.head() == rewritten and repository.merge_base(head, rewritten) == base
+    assert [c.sha for c in repository.commits_between(head, rewritten)] == [rewritten]
 
 
 @pytest.mark.parametrize("name", ["hello", "octo/", "/hello", "octo/../x", "octo/hello.git", "octo/he llo"])

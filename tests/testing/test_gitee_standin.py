@@ -10,7 +10,11 @@ from providers import gitee as gitee_provider
 from providers.base import GitSource
 from revision_controller.testing.forge import Forge
 from revision_controller.testing.gitee import GiteeServer
-from tests.testing.conftest import assert_git_lists_public_and_private_refs, assert_provider_recovers_after_faults
+from tests.testing.conftest import (
+    assert_git_lists_public_and_private_refs,
+    assert_provider_compares_commits,
+    assert_provider_recovers_after_faults,
+)
 
 TOKEN = "gitee-standin-token"
 
@@ -99,3 +103,49 @@ def test_git_ls_remote_of_public_and_private_repositories(forge: Forge, server: 
                                                           tmp_path: Path) -> None:
     assert_git_lists_public_and_private_refs(forge, server, tmp_path, public="owner/repo", private="owner/secret",
                                              user="owner", token=TOKEN)
+
+
+# --- comparisons
+
+
+def test_compare_is_github_s_shape_with_truncated(forge: Forge, server: GiteeServer) -> None:
+    repo = forge.create_repository("owner/mono", private=True)
+    forge.grant(TOKEN, "owner/mono")
+    base = repo.head()
+    head = repo.commit("three", {"a": "a", "b": "b", "c": "c"})
+    url = f"{server.api_url}/repos/owner/mono/compare/{base}...{head}"
+    headers = {"Authorization": f"token {TOKEN}"}
+
+    whole = httpx.get(url, headers=headers, timeout=5)
+    server.max_compare_files = 2
+    cut = httpx.get(url, headers=headers, timeout=5).json()
+    unknown = httpx.get(f"{server.api_url}/repos/owner/mono/compare/{'0' * 40}...{head}", headers=headers,
+                        timeout=5)
+
+    assert whole.status_code == 200 and whole.headers["X-RateLimit-Remaining"] == "4999"
+    document = whole.json()
+    assert document["merge_base_commit"]["sha"] == document["base_commit"]["sha"] == base
+    assert [c["sha"] for c in document["commits"]] == [head]
+    assert [f["filename"] for f in document["files"]] == ["a", "b", "c"] and document["truncated"] is False
+    assert [f["filename"] for f in cut["files"]] == ["a", "b"] and cut["truncated"] is True
+    assert (unknown.status_code, unknown.json()) == (404, {"message": "Not Found"})
+
+
+def test_the_daemons_provider_compares_commits_through_the_standin(forge: Forge, server: GiteeServer) -> None:
+    repo = forge.create_repository("owner/mono", private=True)
+    forge.grant(TOKEN, "owner/mono")
+    provider = gitee_provider.Provider(GitSource("gitee", server.api_url, "owner/mono"), TOKEN, timeout=5)
+
+    assert_provider_compares_commits(provider, repo)
+
+
+def test_the_provider_finds_a_truncated_list_uncertain(forge: Forge, server: GiteeServer) -> None:
+    repo = forge.create_repository("owner/mono")
+    base = repo.head()
+    head = repo.commit("two", {"a": "a", "b": "b"})
+    server.max_compare_files = 1
+    provider = gitee_provider.Provider(GitSource("gitee", server.api_url, "owner/mono"), None, timeout=5)
+
+    changed = provider.changed_files(base or "", head)
+
+    assert changed.files == ("a",) and changed.uncertain == "the server cut its list of changed files short"

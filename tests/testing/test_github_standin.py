@@ -10,13 +10,15 @@ import pytest
 from github import Auth, BadCredentialsException, Github, GithubException, RateLimitExceededException
 
 from providers import github as github_provider
-from providers.base import GitSource, NotFound
+from providers.base import GitSource, NotFound, Unauthorized
 from revision_controller.testing.forge import Forge
 from revision_controller.testing.github import SECONDARY_MESSAGE, GitHubServer
 from tests.testing.conftest import (
     assert_git_lists_public_and_private_refs,
+    assert_provider_compares_commits,
     assert_provider_recovers_after_faults,
     ls_remote,
+    renaming,
 )
 
 TOKEN = "gh-standin-token"
@@ -299,3 +301,107 @@ def test_git_ls_remote_of_public_and_private_repositories(forge: Forge, server: 
 
     assert wrong.returncode != 0
     assert server.units_spent() == 0
+
+
+# --- comparisons
+
+
+def test_compare_lists_commits_and_files_from_the_merge_base_with_the_budget(forge: Forge,
+                                                                           server: GitHubServer) -> None:
+    repo = forge.create_repository("octo/mono", private=True)
+    forge.grant(TOKEN, "octo/mono")
+    base = repo.head()
+    side = repo.commit("side", {"side.txt": "3\n"}, branch="side")
+    code = repo.commit("code", {"a/x.py": "1\n"})
+    docs = repo.commit("docs", {"README.md": "2\n"})
+    http = httpx.Client(base_url=f"{server.api_url}/repos/octo/mono", headers={"Authorization": f"token {TOKEN}"},
+                        timeout=5)
+
+    ahead = http.get(f"/compare/{base}...main")
+    behind, diverged, identical = (http.get(f"/compare/{refs}").json()
+                                   for refs in (f"main...{base}", "side...main", "main...main"))
+
+    document = ahead.json()
+    assert ahead.status_code == 200 and ahead.headers["X-RateLimit-Remaining"] == "4999"
+    assert (document["status"], document["ahead_by"], document["behind_by"], document["total_commits"]) == (
+        "ahead", 2, 0, 2)
+    assert document["merge_base_commit"]["sha"] == document["base_commit"]["sha"] == base
+    assert [c["sha"] for c in document["commits"]] == [code, docs]
+    assert [(f["filename"], f["status"]) for f in document["files"]] == [("README.md", "modified"),
+                                                                         ("a/x.py", "added")]
+    assert (behind["status"], behind["ahead_by"], behind["behind_by"], behind["files"]) == ("behind", 0, 2, [])
+    assert (diverged["status"], diverged["ahead_by"], diverged["behind_by"]) == ("diverged", 2, 1)
+    assert diverged["merge_base_commit"]["sha"] == base and diverged["base_commit"]["sha"] == side
+    assert [f["filename"] for f in diverged["files"]] == ["README.md", "a/x.py"]
+    assert (identical["status"], identical["commits"], identical["files"]) == ("identical", [], [])
+    assert server.units_spent(TOKEN) == 4
+
+
+def test_compare_pages_the_commits_and_lists_the_files_on_the_first_page(forge: Forge,
+                                                                        server: GitHubServer) -> None:
+    repo = forge.create_repository("octo/mono")
+    base = repo.head()
+    shas = [repo.commit(f"c{index}", {f"f{index}.txt": "x"}) for index in range(3)]
+    url = f"{server.api_url}/repos/octo/mono/compare/{base}...main"
+
+    first, second = (httpx.get(url, params={"per_page": 2, "page": page}, timeout=5).json() for page in (1, 2))
+    server.max_compare_files = 2
+    capped = httpx.get(url, timeout=5).json()
+
+    assert [c["sha"] for c in first["commits"]] == shas[:2] and len(first["files"]) == 3
+    assert [c["sha"] for c in second["commits"]] == shas[2:] and second["files"] == []
+    assert [f["filename"] for f in capped["files"]] == ["f0.txt", "f1.txt"] and len(capped["commits"]) == 3
+
+
+def test_compare_of_an_unknown_commit_or_repository_is_github_s_404(forge: Forge, server: GitHubServer) -> None:
+    forge.create_repository("octo/mono")
+    forge.create_repository("octo/secret", private=True)
+
+    unknown = httpx.get(f"{server.api_url}/repos/octo/mono/compare/{'0' * 40}...main", timeout=5)
+    hidden = httpx.get(f"{server.api_url}/repos/octo/secret/compare/main...main", timeout=5)
+    refused = httpx.get(f"{server.api_url}/repos/octo/mono/compare/main...main", timeout=5,
+                        headers={"Authorization": "token wrong"})
+
+    assert unknown.status_code == 404 and unknown.json()["message"] == "Not Found"
+    assert unknown.json()["documentation_url"].endswith("#compare-two-commits")
+    assert unknown.headers["X-RateLimit-Limit"] == "60"
+    assert hidden.status_code == 404
+    assert refused.status_code == 401 and refused.json()["message"] == "Bad credentials"
+
+
+def test_the_daemons_provider_compares_commits_through_the_standin(forge: Forge, server: GitHubServer) -> None:
+    repo = forge.create_repository("octo/mono", private=True)
+    forge.grant(TOKEN, "octo/mono")
+    provider = github_provider.Provider(GitSource("github", server.api_url, "octo/mono"), TOKEN, timeout=5)
+
+    assert_provider_compares_commits(provider, repo)
+    assert all(r.query == {"per_page": "1"} for r in server.requests if "/compare/" in r.path)
+    refused = github_provider.Provider(GitSource("github", server.api_url, "octo/mono"), "wrong", timeout=5)
+    with pytest.raises(Unauthorized):
+        refused.changed_files("0" * 40, "0" * 40)
+
+
+def test_the_provider_finds_300_files_may_be_a_cut_list(forge: Forge, server: GitHubServer) -> None:
+    repo = forge.create_repository("octo/mono")
+    base = repo.head()
+    head = repo.commit("many", {f"d/{index}.txt": f"{index}" for index in range(301)})
+    provider = github_provider.Provider(GitSource("github", server.api_url, "octo/mono"), TOKEN, timeout=5)
+    forge.grant(TOKEN)
+
+    changed = provider.changed_files(base or "", head)
+
+    assert len(changed.files) == 300 and changed.uncertain == "the server listed only the first 300 changed files"
+
+
+def test_a_rename_is_listed_with_its_previous_filename_and_read_as_both_paths(forge: Forge,
+                                                                            server: GitHubServer) -> None:
+    repo = forge.create_repository("octo/mono")
+    base = repo.commit("old", {"old.txt": "a file long enough to be seen as renamed\n"})
+    head = renaming(repo, "old.txt", "new.txt")
+    forge.grant(TOKEN)
+    provider = github_provider.Provider(GitSource("github", server.api_url, "octo/mono"), TOKEN, timeout=5)
+
+    [listed] = httpx.get(f"{server.api_url}/repos/octo/mono/compare/{base}...{head}", timeout=5).json()["files"]
+
+    assert (listed["filename"], listed["previous_filename"], listed["status"]) == ("new.txt", "old.txt", "renamed")
+    assert provider.changed_files(base, head).files == ("old.txt", "new.txt")

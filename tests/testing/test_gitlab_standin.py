@@ -13,7 +13,12 @@ from providers import gitlab as gitlab_provider
 from providers.base import GitSource
 from revision_controller.testing.forge import Forge
 from revision_controller.testing.gitlab import GitLabServer
-from tests.testing.conftest import assert_git_lists_public_and_private_refs, assert_provider_recovers_after_faults
+from tests.testing.conftest import (
+    assert_git_lists_public_and_private_refs,
+    assert_provider_compares_commits,
+    assert_provider_recovers_after_faults,
+    renaming,
+)
 
 TOKEN = "gl-standin-token"
 
@@ -114,3 +119,98 @@ def test_git_ls_remote_of_public_and_private_projects(forge: Forge, server: GitL
                                                       tmp_path: Path) -> None:
     assert_git_lists_public_and_private_refs(forge, server, tmp_path, public="group/sub/public",
                                              private="group/secret", user="oauth2", token=TOKEN)
+
+
+# --- comparisons
+
+
+def test_python_gitlab_reads_merge_bases_and_comparisons(forge: Forge, server: GitLabServer) -> None:
+    project = forge.create_repository("group/sub/mono", private=True)
+    forge.grant(TOKEN, "group/sub/mono")
+    base = project.head()
+    side = project.commit("side", {"side.txt": "3\n"}, branch="side")
+    code = project.commit("code", {"a/x.py": "1\n"})
+    docs = project.commit("docs", {"README.md": "2\n"})
+    remote = gitlab.Gitlab(server.url, private_token=TOKEN, timeout=5).projects.get("group/sub/mono")
+
+    merge_base = remote.repository_merge_base([side, docs])
+    compared = remote.repository_compare(side, docs)
+    straight = remote.repository_compare(side, docs, straight=True)
+
+    assert merge_base["id"] == base and merge_base["parent_ids"] == []
+    assert [c["id"] for c in compared["commits"]] == [code, docs] and compared["commit"]["id"] == docs
+    assert [(d["old_path"], d["new_path"], d["new_file"]) for d in compared["diffs"]] == [
+        ("README.md", "README.md", False), ("a/x.py", "a/x.py", True)]
+    assert compared["compare_timeout"] is False and compared["compare_same_ref"] is False
+    assert [(d["new_path"], d["deleted_file"]) for d in straight["diffs"]] == [
+        ("README.md", False), ("a/x.py", False), ("side.txt", True)]
+    assert server.requests[-1].status == 200 and server.units_spent(TOKEN) == 4
+
+
+def test_a_comparison_over_the_file_limit_says_compare_timeout(forge: Forge, server: GitLabServer) -> None:
+    project = forge.create_repository("group/mono")
+    base = project.head()
+    head = project.commit("three", {"a": "a", "b": "b", "c": "c"})
+    server.max_compare_files = 2
+
+    answer = httpx.get(f"{server.api_url}/projects/{project.id}/repository/compare",
+                       params={"from": base or "", "to": head}, timeout=5)
+
+    assert [d["new_path"] for d in answer.json()["diffs"]] == ["a", "b"]
+    assert answer.json()["compare_timeout"] is True
+    assert answer.headers["RateLimit-Remaining"] == "499"
+
+
+def test_unknown_refs_and_projects_are_gitlab_s_404s(forge: Forge, server: GitLabServer) -> None:
+    project = forge.create_repository("group/mono")
+    forge.create_repository("group/secret", private=True)
+    api = f"{server.api_url}/projects"
+
+    def get(path: str, query: list[tuple[str, str]]) -> httpx.Response:
+        return httpx.get(f"{api}/{path}", params=query, timeout=5)
+
+    unknown_ref = get(f"{project.id}/repository/merge_base", [("refs[]", "main"), ("refs[]", "f" * 40)])
+    one_ref = get(f"{project.id}/repository/merge_base", [("refs[]", "main")])
+    unknown_from = get(f"{project.id}/repository/compare", [("from", "nope"), ("to", "main")])
+    hidden = get("group%2Fsecret/repository/compare", [("from", "main"), ("to", "main")])
+
+    assert (unknown_ref.status_code, unknown_ref.json()) == (404, {"message": f"404 Could not find ref: {'f' * 40} "
+                                                                              "Not Found"})
+    assert (one_ref.status_code, one_ref.json()) == (400, {"message": "400 Bad request - Provide at least 2 refs"})
+    assert (unknown_from.status_code, unknown_from.json()) == (404, {"message": "404 Ref Not Found"})
+    assert (hidden.status_code, hidden.json()) == (404, {"message": "404 Project Not Found"})
+
+
+def test_the_daemons_provider_compares_commits_through_the_standin(forge: Forge, server: GitLabServer) -> None:
+    project = forge.create_repository("group/sub/mono", private=True)
+    forge.grant(TOKEN, "group/sub/mono")
+    source = gitlab_provider.parse_source(f"{server.url}/group/sub/mono", base_url=server.url)
+    provider = gitlab_provider.Provider(source, TOKEN, timeout=5)
+
+    assert_provider_compares_commits(provider, project)
+
+
+def test_the_provider_finds_a_cut_list_uncertain(forge: Forge, server: GitLabServer) -> None:
+    project = forge.create_repository("group/mono")
+    base = project.head()
+    head = project.commit("two", {"a": "a", "b": "b"})
+    server.max_compare_files = 1
+    provider = gitlab_provider.Provider(GitSource("gitlab", server.url, str(project.id)), None, timeout=5)
+
+    changed = provider.changed_files(base or "", head)
+
+    assert changed.files == ("a",)
+    assert changed.uncertain == "the server's diff limits cut its list of changed files short"
+
+
+def test_a_rename_is_one_diff_with_both_paths_and_read_as_both(forge: Forge, server: GitLabServer) -> None:
+    project = forge.create_repository("group/mono")
+    base = project.commit("old", {"old.txt": "a file long enough to be seen as renamed\n"})
+    head = renaming(project, "old.txt", "new.txt")
+    provider = gitlab_provider.Provider(GitSource("gitlab", server.url, "group/mono"), None, timeout=5)
+
+    [diff] = httpx.get(f"{server.api_url}/projects/group%2Fmono/repository/compare",
+                       params={"from": base, "to": head}, timeout=5).json()["diffs"]
+
+    assert (diff["old_path"], diff["new_path"], diff["renamed_file"]) == ("old.txt", "new.txt", True)
+    assert provider.changed_files(base, head).files == ("old.txt", "new.txt")
