@@ -1,4 +1,4 @@
-"""`revision-controller run` (the daemon) and `revision-controller demo`."""
+"""`revision-controller run` (the daemon), `revision-controller check` and `revision-controller demo`."""
 
 from __future__ import annotations
 
@@ -97,9 +97,38 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-secret-file", default="", metavar="PATH",
                      help="file holding the webhooks' shared secret; without it no webhook is received")
     _add_logging(run)
+    _add_check(commands)
     demo = commands.add_parser("demo", help="run the whole loop on this machine, then exit")
     _add_logging(demo)
     return top
+
+
+CHECK_EPILOG = """\
+Inputs are YAML files (several documents each; those that are not kind Function are skipped),
+stdin as -, or with --kubeconfig NAMESPACE/NAME of a Function in the cluster. With --kubeconfig
+the Functions' Secrets are read from the cluster; --token-file overrides the git token. check
+only reads: it never writes to a cluster.
+
+exit status: 2 when any Function has invalid parameters (enabled or not) or an input cannot be
+read, else 1 when any target (or the cluster) could not be read, else 0.
+"""
+
+
+def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = commands.add_parser("check", help="say what the daemon would do with Functions now, without writing",
+                                epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_argument("inputs", nargs="+", metavar="FILE|-|NAMESPACE/NAME")
+    check.add_argument("--kubeconfig", help="read NAMESPACE/NAME Functions and their Secrets from this cluster")
+    check.add_argument("--function-version", choices=("v1beta2", "v1beta1"), default="v1beta2",
+                       help="Function API version to read (default: v1beta2)")
+    check.add_argument("--default-polling-interval", type=_duration, default=5.0, metavar="DURATION",
+                       help="interval for Functions that set none, as the daemon's flag (default: 5s)")
+    check.add_argument("--offline", action="store_true", help="plan only: do not poll the targets")
+    check.add_argument("--token-file", default="", metavar="PATH",
+                       help="file holding the git token to poll with, instead of the Function's Secret")
+    check.add_argument("--output", choices=("text", "json"), default="text",
+                       help="text for people, json (a list, one object per Function) for scripts")
+    _add_logging(check)
 
 
 def _add_logging(command: argparse.ArgumentParser) -> None:
@@ -117,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from revision_controller.demo import run_demo
         return run_demo()
+    if args.command == "check":
+        from revision_controller.checking import CheckOptions, run_check
+        return run_check(CheckOptions(tuple(args.inputs), args.kubeconfig, args.function_version,
+                                      args.default_polling_interval, args.offline, args.token_file, args.output))
     config = DaemonConfig(kubeconfig=args.kubeconfig, namespaces=_namespaces(args.namespace),
                           function_version=args.function_version,
                           default_polling_interval=args.default_polling_interval, workers=args.workers,
