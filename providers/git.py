@@ -2,16 +2,19 @@
 public repositories of GitHub, GitLab and Gitee read through their clone URLs.
 
 Answers come from `providers.smarthttp`: after the first poll of a protocol v2
-server, one `ls-refs` request per question, naming the one ref wanted.
+server, one `ls-refs` request per question, naming the one ref wanted. Which files
+changed between two commits comes from `providers.history`: one shallow fetch of
+the head's recent commits and their trees.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from providers import smarthttp
+from providers import history, smarthttp
 from providers.base import (
     DEFAULT_TIMEOUT_SECONDS,
+    ChangedFiles,
     GitProvider,
     GitSource,
     InvalidSource,
@@ -57,6 +60,7 @@ class Provider(GitProvider):
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         super().__init__(source, token, timeout)
         self._remote = smarthttp.Remote(source.clone_url or source.repository, token, timeout)
+        self._history = history.Remote(source.clone_url or source.repository, token, timeout)
 
     def head(self, branch: str) -> str:
         subject = Subject(self.source, branch)
@@ -75,5 +79,9 @@ class Provider(GitProvider):
                            "name the branch in the Function")
         return head.symref_target.removeprefix(_BRANCHES)
 
+    def changed_files(self, base: str, head: str) -> ChangedFiles:
+        return self._history.changed_files(base, head, Subject(self.source))
+
     def close(self) -> None:
         self._remote.close()
+        self._history.close()

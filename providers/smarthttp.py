@@ -360,8 +360,12 @@ def _content_type(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds the server asks to wait, from Retry-After (seconds or an HTTP date)."""
-    value = response.headers.get("Retry-After", "").strip()
+    return seconds_to_wait(response.headers.get("Retry-After", ""))
+
+
+def seconds_to_wait(retry_after: str) -> float | None:
+    """Seconds a server asks to wait, from a Retry-After header (seconds or an HTTP date)."""
+    value = retry_after.strip()
     if value.isdigit():
         return float(value)
     try:
@@ -371,16 +375,21 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _without_credentials(url: str, token: str | None) -> tuple[str, httpx.BasicAuth | None]:
+def split_credentials(url: str, token: str | None) -> tuple[str, tuple[str, str] | None]:
+    """The URL without the user and password written into it, and the (user, password) to send
+    its host: the token as the password when there is one, else what the URL carried."""
     parts = urlsplit(url)
     userinfo, at, host = parts.netloc.rpartition("@")
-    if not at:
-        return url, httpx.BasicAuth(USERNAME, token) if token else None
-    user, _, password = userinfo.partition(":")
-    bare = parts._replace(netloc=host).geturl()
+    bare = parts._replace(netloc=host).geturl() if at else url
     if token:
-        return bare, httpx.BasicAuth(USERNAME, token)
-    return bare, httpx.BasicAuth(unquote(user), unquote(password)) if user or password else None
+        return bare, (USERNAME, token)
+    user, _, password = userinfo.partition(":")
+    return bare, (unquote(user), unquote(password)) if user or password else None
+
+
+def _without_credentials(url: str, token: str | None) -> tuple[str, httpx.BasicAuth | None]:
+    bare, credentials = split_credentials(url, token)
+    return bare, httpx.BasicAuth(*credentials) if credentials else None
 
 
 def _origin(url: str) -> str:

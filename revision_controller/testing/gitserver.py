@@ -8,7 +8,9 @@ speaks protocol v2 to clients that ask for it:
 
     with GitServer() as server:
         repo = server.create_repository("demo", branch="main")
+        first = repo.head()
         sha = repo.commit("add greeting", files={"hello.txt": "hi"})
+        repo.set_branch("main", first)  # a force push back to the first commit
         repo.url                  # http://127.0.0.1:PORT/demo.git
         server.ls_remote_count("demo")  # how many ls-remotes clients made
         server.requests[-1].kind  # "advertisement", "capabilities", "ls-refs", "fetch", "other"
@@ -97,19 +99,27 @@ class HostedRepository:
     default_branch: str
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def commit(self, message: str, files: Mapping[str, str | bytes] | None = None, *,
-               branch: str | None = None) -> str:
+    def commit(self, message: str, files: Mapping[str, str | bytes | None] | None = None, *,
+               branch: str | None = None, parent: str | None = None) -> str:
         """Add a commit on `branch` (default: the default branch) and return its full sha.
 
-        `files` are written over the parent's tree. A branch that does not exist
-        yet starts from the head of the default branch."""
+        `files` are written over the parent's tree; a file given as None is deleted. The
+        parent is the branch's head; a branch that does not exist yet starts from the head of
+        the default branch. A `parent` given replaces the branch's history with that commit's,
+        as a force push does."""
         ref = _ref(branch or self.default_branch)
         with self._lock, Repo(str(self.path)) as repo:
-            parent = _sha_of(repo, ref) or _sha_of(repo, _ref(self.default_branch))
-            tree = _tree_with(repo, parent, files or {})
-            sha = _store_commit(repo, tree, parent, message)
+            start = (ObjectID(parent.encode("ascii")) if parent
+                     else _sha_of(repo, ref) or _sha_of(repo, _ref(self.default_branch)))
+            tree = _tree_with(repo, start, files or {})
+            sha = _store_commit(repo, tree, start, message)
             repo.refs[ref] = sha
         return sha.decode("ascii")
+
+    def set_branch(self, branch: str, sha: str) -> None:
+        """Point `branch` at commit `sha`, whatever it pointed at before: a force push."""
+        with self._lock, Repo(str(self.path)) as repo:
+            repo.refs[_ref(branch)] = ObjectID(sha.encode("ascii"))
 
     def head(self, branch: str | None = None) -> str | None:
         """The sha `branch` (default: the default branch) points at, None if it has no commits."""
@@ -124,16 +134,20 @@ class GitServer(Service):
     With `password`, every request needs HTTP Basic credentials with that
     password (any user name), as hosts that take a token as the password do.
     `backend` picks the server (module docstring); `protocol_v2=False` makes
-    git http-backend answer every client in protocol v0."""
+    git http-backend answer every client in protocol v0; `allow_filter=False`
+    makes it refuse partial clone filters (`blob:none`), which it serves by
+    default, as GitHub and GitLab do. dulwich's server serves no filter."""
 
     def __init__(self, *, password: str | None = None, host: str = "127.0.0.1",
-                 backend: Backend = "dulwich", protocol_v2: bool = True) -> None:
+                 backend: Backend = "dulwich", protocol_v2: bool = True,
+                 allow_filter: bool = True) -> None:
         if backend not in ("dulwich", "http-backend"):
             raise ValueError(f"unknown backend {backend!r}: use 'dulwich' or 'http-backend'")
         self._password = password
         self._host = host
         self._backend = backend
         self._protocol_v2 = protocol_v2
+        self._allow_filter = allow_filter
         self._requests: list[ServedRequest] = []
         self._requests_lock = threading.Lock()
         self._root: Path | None = None
@@ -145,7 +159,8 @@ class GitServer(Service):
             raise RuntimeError("GitServer(backend='http-backend') needs the git CLI: apt-get install git")
         self._root = Path(tempfile.mkdtemp(prefix="gitserver-"))
         app = (git_app(self._root) if self._backend == "dulwich"
-               else http_backend_app(self._root, protocol_v2=self._protocol_v2))
+               else http_backend_app(self._root, protocol_v2=self._protocol_v2,
+                                     allow_filter=self._allow_filter))
         if self._password is not None:
             app = _requiring_password(app, self._password)
         self._httpd = make_server(self._host, 0, self._recording(app),
@@ -274,26 +289,31 @@ def git_app(root: Path) -> WSGIApp:
     return make_wsgi_chain(_DirectoryBackend(str(root)))
 
 
-def http_backend_app(root: Path, *, protocol_v2: bool = True) -> WSGIApp:
+def http_backend_app(root: Path, *, protocol_v2: bool = True, allow_filter: bool = True) -> WSGIApp:
     """Git's smart HTTP protocol for `root/NAME.git`, from `git http-backend` run as CGI once
     per request, as a web server would. With `protocol_v2`, the client's `Git-Protocol`
-    header reaches git, which then answers in protocol v2 when asked."""
+    header reaches git, which then answers in protocol v2 when asked; with `allow_filter`,
+    git serves partial clones (`uploadpack.allowFilter`)."""
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         done = subprocess.run(["git", "http-backend"], input=body, capture_output=True, check=False,
-                              env=_cgi_env(root, environ, len(body), protocol_v2), timeout=30)
+                              env=_cgi_env(root, environ, len(body), protocol_v2, allow_filter),
+                              timeout=30)
         status, headers, payload = _cgi_answer(done.stdout)
         start_response(status, [*headers, ("Content-Length", str(len(payload)))])
         return [payload]
     return app
 
 
-def _cgi_env(root: Path, environ: dict[str, Any], length: int, protocol_v2: bool) -> dict[str, str]:
+def _cgi_env(root: Path, environ: dict[str, Any], length: int, protocol_v2: bool,
+             allow_filter: bool) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1",
            "PATH_INFO": environ["PATH_INFO"], "QUERY_STRING": environ.get("QUERY_STRING", ""),
            "REQUEST_METHOD": environ["REQUEST_METHOD"], "CONTENT_LENGTH": str(length),
-           "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""), "REMOTE_ADDR": "127.0.0.1"}
+           "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""), "REMOTE_ADDR": "127.0.0.1",
+           "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "uploadpack.allowFilter",
+           "GIT_CONFIG_VALUE_0": "true" if allow_filter else "false"}
     if protocol_v2 and environ.get("HTTP_GIT_PROTOCOL"):
         env["GIT_PROTOCOL"] = environ["HTTP_GIT_PROTOCOL"]
     return env
@@ -327,7 +347,7 @@ def _sha_of(repo: Repo, ref: Ref) -> ObjectID | None:
         return None
 
 
-def _tree_with(repo: Repo, parent: ObjectID | None, files: Mapping[str, str | bytes]) -> ObjectID:
+def _tree_with(repo: Repo, parent: ObjectID | None, files: Mapping[str, str | bytes | None]) -> ObjectID:
     entries: dict[bytes, tuple[ObjectID, int]] = {}
     if parent is not None:
         parent_commit = repo[parent]
@@ -336,6 +356,9 @@ def _tree_with(repo: Repo, parent: ObjectID | None, files: Mapping[str, str | by
         for entry in repo.object_store.iter_tree_contents(parent_commit.tree):
             entries[entry.path] = (entry.sha, entry.mode)
     for name, content in files.items():
+        if content is None:
+            entries.pop(name.encode(), None)
+            continue
         blob = Blob.from_string(content.encode() if isinstance(content, str) else content)
         repo.object_store.add_object(blob)
         entries[name.encode()] = (blob.id, FILE_MODE)

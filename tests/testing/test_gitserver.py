@@ -43,6 +43,12 @@ def read_file(repo: HostedRepository, sha: str, name: str) -> bytes:
         return r[blob].data
 
 
+def read_blob_id(repo: HostedRepository, name: str) -> str:
+    with Repo(str(repo.path)) as r:
+        _, blob = tree_lookup_path(r.__getitem__, r[r.head()].tree, name.encode())
+        return blob.decode()
+
+
 def raw_connection(srv: GitServer) -> socket.socket:
     return socket.create_connection(("127.0.0.1", srv.port), timeout=5)
 
@@ -81,6 +87,32 @@ def test_a_new_branch_starts_from_the_default_branch(server: GitServer) -> None:
     with Repo(str(repo.path)) as r:
         assert r[feature.encode()].parents == [base.encode()]
         assert r.refs.get_symrefs()[b"HEAD"] == b"refs/heads/trunk"
+
+
+def test_a_file_given_as_none_is_deleted(server: GitServer) -> None:
+    repo = server.create_repository("demo")
+
+    sha = repo.commit("delete the readme", files={"README.md": None, "other.txt": "kept"})
+
+    with Repo(str(repo.path)) as r:
+        assert [entry.path for entry in r.object_store.iter_tree_contents(r[sha.encode()].tree)] == [b"other.txt"]
+
+
+def test_a_commit_on_another_parent_and_set_branch_rewrite_history_as_a_force_push(server: GitServer) -> None:
+    repo = server.create_repository("demo")
+    first = repo.head()
+    second = repo.commit("second", files={"a.txt": "a"})
+
+    rewritten = repo.commit("instead of second", files={"b.txt": "b"}, parent=first)
+    assert repo.head() == rewritten
+    with Repo(str(repo.path)) as r:
+        assert r[rewritten.encode()].parents == [first.encode()]
+    assert read_file(repo, rewritten, "README.md") == b"# demo\n"
+
+    repo.set_branch("main", second)
+    assert ls_remote(repo.url)[b"refs/heads/main"] == second.encode()
+    repo.set_branch("release", first)
+    assert repo.head("release") == first
 
 
 def test_empty_repository_has_no_head(server: GitServer) -> None:
@@ -255,6 +287,23 @@ class TestGitHttpBackend:
             assert refused.value.code == 401
             assert answered.status == 200
             assert answered.headers["Content-Type"] == "application/x-git-upload-pack-advertisement"
+
+    @pytest.mark.parametrize("allow_filter", [True, False])
+    def test_partial_clone_filters_are_served_unless_refused(self, allow_filter: bool, tmp_path: Path) -> None:
+        with GitServer(backend="http-backend", allow_filter=allow_filter) as srv:
+            repo = srv.create_repository("demo")
+
+            git_cli("-c", "protocol.version=2", "clone", "--quiet", "--no-checkout", "--filter=blob:none",
+                    repo.url, str(tmp_path / "clone"), home=tmp_path)
+
+            capabilities = srv.requests[0].answer
+            assert srv.requests[0].kind == CAPABILITIES
+            assert (b"filter" in capabilities) is allow_filter
+            objects = git_cli("-C", str(tmp_path / "clone"), "rev-list", "--objects", "--missing=print", "HEAD",
+                              home=tmp_path).split()
+            missing = "?" + read_blob_id(repo, "README.md")
+            assert (missing in objects) is allow_filter
+            assert [r.kind for r in srv.requests] == [CAPABILITIES, LS_REFS, FETCH]
 
     def test_a_missing_repository_is_404(self) -> None:
         with GitServer(backend="http-backend") as srv, pytest.raises(urllib.error.HTTPError) as missing:
