@@ -187,8 +187,7 @@ class ForgeRepository:
 
     def move_branch(self, sha: str, branch: str | None = None) -> None:
         """Point `branch` (default: the default branch) at the commit `sha`, as a force push does."""
-        with Repo(str(self.path)) as repo:
-            repo.refs[Ref(f"refs/heads/{branch or self.default_branch}".encode())] = ObjectID(sha.encode("ascii"))
+        self.hosted.set_branch(branch or self.default_branch, sha)
 
     def merge_base(self, one: str, other: str) -> str | None:
         """The best common ancestor of two commits (which must exist); None if they share none."""
