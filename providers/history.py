@@ -32,6 +32,7 @@ from dulwich.pack import MemoryPackIndex, Pack, PackData, PackIndexEntry
 
 from providers import smarthttp
 from providers.base import ChangedFiles, ProviderError, Unavailable, verifying_tls
+from providers.changes import MAX_FILES, short
 from providers.failures import Subject, bad_answer, causes, for_status, throttled, timed_out, unreachable
 from providers.sessions import SharedClients
 
@@ -45,8 +46,6 @@ HISTORY_DEPTH = 100
 # repository of a hundred thousand files sends a few MiB; with the contents (a server without
 # filters), the whole checkout must fit.
 MAX_PACK_BYTES = 32 * 1024 * 1024
-# A comparison lists at most this many paths; beyond, it is uncertain, which rebuilds anyway.
-MAX_FILES = 10_000
 # The whole fetch, however steadily the server answers, takes at most this many timeouts.
 DEADLINE_IN_TIMEOUTS = 6
 _FILTER = b"blob:none"
@@ -210,7 +209,7 @@ def _failure(error: BaseException, subject: Subject, timeout: float, head: str) 
         return timed_out(subject, timeout)
     if any(isinstance(cause, urllib3.exceptions.HTTPError | OSError) for cause in chain):
         return unreachable(subject, error)
-    return Unavailable(f"{subject}: the server did not send the head commit {head[:7]} and its "
+    return Unavailable(f"{subject}: the server did not send the head commit {short(head)} and its "
                        "history; if the branch moved meanwhile, the next poll asks again")
 
 
@@ -248,8 +247,8 @@ def compare(store: MemoryObjectStore, base: str, head: str) -> ChangedFiles:
     base_sha = ObjectID(base.encode("ascii"))
     base_commit = _commit(store, base_sha) if base_sha in _ancestors(store, head_commit.id) else None
     if base_commit is None:
-        return ChangedFiles(uncertain=f"the recorded commit {base[:7]} is not among the {HISTORY_DEPTH} "
-                                      f"newest commits before the head {head[:7]}: the history was "
+        return ChangedFiles(uncertain=f"the recorded commit {short(base)} is not among the {HISTORY_DEPTH} "
+                                      f"newest commits before the head {short(head)}: the history was "
                                       "rewritten (a force push), or the commit is older")
     paths: set[str] = set()
     for change in tree_changes(store, base_commit.tree, head_commit.tree):
@@ -257,7 +256,7 @@ def compare(store: MemoryObjectStore, base: str, head: str) -> ChangedFiles:
                      for entry in (change.old, change.new) if entry is not None and entry.path is not None)
         if len(paths) > MAX_FILES:
             return ChangedFiles(files=tuple(sorted(paths)),
-                                uncertain=f"more than {MAX_FILES} files changed from {base[:7]} to {head[:7]}")
+                                uncertain=f"more than {MAX_FILES} files changed from {short(base)} to {short(head)}")
     return ChangedFiles(files=tuple(sorted(paths)))
 
 

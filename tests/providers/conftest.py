@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import traceback
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -45,3 +48,16 @@ def git_http_backend(request: pytest.FixtureRequest) -> Iterator[GitServer]:
     require_git()
     with GitServer(backend="http-backend", protocol_v2=request.param) as server:
         yield server
+
+
+@contextmanager
+def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A web server on loopback answering with `handler`; yields a repository URL on it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/repo.git"
+    finally:
+        server.shutdown()
+        server.server_close()

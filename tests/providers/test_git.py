@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
@@ -17,7 +16,7 @@ from dulwich.repo import Repo
 from providers import git, smarthttp
 from providers.base import GitSource, InvalidSource, NotFound, ProviderError, Throttled, Unauthorized, Unavailable
 from revision_controller.testing.gitserver import ADVERTISEMENT, CAPABILITIES, LS_REFS, GitServer
-from tests.providers.conftest import TOKEN, assert_token_hidden, require_git
+from tests.providers.conftest import TOKEN, assert_token_hidden, loopback, require_git
 
 
 def provider(url: str, token: str | None = None, timeout: float = 5) -> git.Provider:
@@ -289,15 +288,8 @@ def test_redirects_to_the_repository_are_followed(server: GitServer) -> None:
 @contextmanager
 def answering_with(status: int, headers: dict[str, str]) -> Iterator[str]:
     """A web server on loopback that answers every request alike; yields a repository URL."""
-    handler = type("Fixed", (_FixedAnswer,), {"status": status, "headers_to_send": headers})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/repo.git"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback(type("Fixed", (_FixedAnswer,), {"status": status, "headers_to_send": headers})) as url:
+        yield url
 
 
 class _FixedAnswer(BaseHTTPRequestHandler):

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from dulwich.object_store import MemoryObjectStore
@@ -33,7 +32,7 @@ from providers.smarthttp import pkt_line
 from revision_controller.testing.gitserver import FETCH, GitServer, HostedRepository
 from revision_controller.testing.redirector import Challenger, Redirector
 from tests.canary import leaks, secret
-from tests.providers.conftest import TOKEN, assert_token_hidden, require_git
+from tests.providers.conftest import TOKEN, assert_token_hidden, loopback, require_git
 from tests.providers.test_git import answering_with, provider
 
 BACKENDS = {"dulwich": {}, "http-backend-v2": {"backend": "http-backend"},
@@ -287,14 +286,8 @@ class TestRedirects:
 def trickling() -> Iterator[str]:
     """A server that answers a ref advertisement with ever more refs, one every 20 ms, never
     falling silent as long as its timeout; yields a repository URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/repo.git"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback(_Trickle) as url:
+        yield url
 
 
 class _Trickle(BaseHTTPRequestHandler):
