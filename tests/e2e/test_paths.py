@@ -142,3 +142,14 @@ def test_a_webhook_naming_other_files_does_not_decide_the_comparison_does(
         wait_recorded(functions, "a", in_a, seconds=PROMPT)
         (skipped,) = wait_for(lambda: unchanged_events(apiserver, "b"), PROMPT, "b told it was not rebuilt")
         assert "functions/a/main.go" in skipped["message"] and recorded(functions, "b") == base
+
+
+def test_paths_that_leave_the_repository_are_invalid_parameters_told_on_the_function(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("escape", branch="main")
+    create(functions, function_manifest("escape", repo.url, 'repo-type: git\npaths: ["../../../etc"]'),
+           repo.head("main"))
+    start_daemon()
+    (invalid,) = wait_for(lambda: events(apiserver, "InvalidParameters", "escape"), FIRST_POLL,
+                          "InvalidParameters")
+    assert "leaves the repository" in invalid["message"] and invalid["type"] == "Warning"
