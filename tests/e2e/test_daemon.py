@@ -58,6 +58,7 @@ def test_a_function_never_built_is_left_for_its_first_build(
     create(functions, function_manifest("canary", repo.url, "repo-type: git\npolling-interval: 1s"),
            repo.head("main"))
     start_daemon()
+    wait_for(lambda: ls_remotes(gitserver, "fresh") >= 1, FIRST_POLL, "the daemon's first poll")
     second = repo.commit("change", files={"a": "2"})
     wait_recorded(functions, "canary", second)
     assert recorded(functions, "fresh") == "" and status_patches(apiserver, "fresh") == 0
@@ -71,6 +72,7 @@ def test_disabling_the_annotation_stops_patching(
     create(functions, function_manifest("watched", repo.url, params), first)
     create(functions, function_manifest("canary", repo.url, params), first)
     daemon = start_daemon()
+    wait_for(lambda: ls_remotes(gitserver, "shared") >= 1, FIRST_POLL, "the daemon's first poll")
     second = repo.commit("one", files={"a": "1"})
     wait_recorded(functions, "watched", second)
     functions.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "watched",
@@ -127,6 +129,7 @@ def test_a_conflicting_write_is_read_again_and_decided_again(
            repo.head("main"))
     apiserver.inject_fault("PATCH", r"/functions/raced/status$", 409, times=2)
     start_daemon()
+    wait_for(lambda: ls_remotes(gitserver, "raced") >= 1, FIRST_POLL, "the daemon's first poll")
     second = repo.commit("change", files={"a": "1"})
     wait_recorded(functions, "raced", second)
     assert status_patches(apiserver, "raced") == 1 + 3  # the seeding, then two refused and one written

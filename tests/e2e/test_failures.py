@@ -11,6 +11,7 @@ from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
 from tests.canary import secret
 from tests.e2e.conftest import (
+    FIRST_POLL,
     NAMESPACE,
     VERSION,
     WITHIN,
@@ -41,7 +42,7 @@ def test_a_failing_target_is_reported_once_per_distinct_error_then_recovers(
     first = repo.head("main")
     create(functions, function_manifest("branchy", repo.url, PARAMS, revision="feature"), first)
     daemon = start_daemon()
-    wait_for(lambda: events(apiserver, "PollFailed", "branchy"), WITHIN, "PollFailed")
+    wait_for(lambda: events(apiserver, "PollFailed", "branchy"), FIRST_POLL, "PollFailed")
     polls = ls_remotes(gitserver, "branchy")
     # A missing branch may be pushed any moment: asked again, backing off (2 s, then 4 s).
     wait_for(lambda: ls_remotes(gitserver, "branchy") >= polls + 2, 12, "two more failing polls")
@@ -59,7 +60,7 @@ def test_a_private_repository_is_read_with_the_secrets_token_which_never_leaks(
     first = repo.head("main")
     create(functions, function_manifest("private", repo.url, PARAMS, credentials="git-token"), first)
     daemon = start_daemon()
-    (missing,) = wait_for(lambda: events(apiserver, "PollFailed", "private"), WITHIN, "no Secret")
+    (missing,) = wait_for(lambda: events(apiserver, "PollFailed", "private"), FIRST_POLL, "no Secret")
     assert f"Secret {NAMESPACE}/git-token" in missing["message"] and "password" in missing["message"]
     put_secret(apiserver, "git-token", WRONG)
     wait_for(lambda: len(events(apiserver, "PollFailed", "private")) == 2, WITHIN, "a refused token")
@@ -100,7 +101,7 @@ def test_only_the_namespaces_given_are_watched(
         {"status": {"sources": [{"name": "default", "git": {"commitSha": first}}]}})
     start_daemon("--namespace", NAMESPACE)
     second = repo.commit("change", files={"a": "1"})
-    wait_recorded(functions, "inside", second)
+    wait_recorded(functions, "inside", second, seconds=FIRST_POLL)  # the daemon starts meanwhile
     obj = functions.get_namespaced_custom_object(GROUP, VERSION, "elsewhere", PLURAL, "outside")
     assert obj["status"]["sources"][0]["git"]["commitSha"] == first
 
@@ -111,7 +112,7 @@ def test_v1beta1_is_read_and_patched_when_asked(
     create(functions, function_manifest("old-api", repo.url, PARAMS), repo.head("main"))
     start_daemon("--function-version", "v1beta1")
     second = repo.commit("change", files={"a": "1"})
-    wait_recorded(functions, "old-api", second)
+    wait_recorded(functions, "old-api", second, seconds=FIRST_POLL)  # the daemon starts meanwhile
     assert apiserver.count_requests("PATCH", r"/v1beta1/namespaces/default/functions/old-api/status$") == 1
     (event,) = wait_for(lambda: events(apiserver, "SourceChanged", "old-api"), 2, "the SourceChanged Event")
     assert event["involvedObject"]["apiVersion"] == f"{GROUP}/v1beta1"

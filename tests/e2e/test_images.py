@@ -12,7 +12,7 @@ from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
 from revision_controller.testing import ApiServer
 from revision_controller.testing.registry import Registry, require_registry
 from tests.canary import secret
-from tests.e2e.conftest import NAMESPACE, VERSION, WITHIN, events, wait_for
+from tests.e2e.conftest import FIRST_POLL, NAMESPACE, VERSION, WITHIN, events, wait_for
 
 SECRET_PASSWORD = secret("registry-password")
 
@@ -127,7 +127,7 @@ def test_a_plain_http_registry_is_refused_without_insecure_registry(
         "plain", "type: image\npolling-interval: 1s", image=registry.reference("plain", "v1")),
         {"revision": {"imageDigest": first}})
     start_daemon()
-    (event,) = wait_for(lambda: events(apiserver, "PollFailed", "plain"), WITHIN, "PollFailed")
+    (event,) = wait_for(lambda: events(apiserver, "PollFailed", "plain"), FIRST_POLL, "PollFailed")
     assert "insecure-registry" in event["message"]
     assert served_digest(functions, "plain") == first
 

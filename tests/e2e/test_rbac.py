@@ -1,13 +1,15 @@
 """Run after every other test (see LAST in conftest): the RBAC rules shipped in deploy/bundle.yaml,
 and those the chart renders, grant every API call the daemons made in this session (recorded by the
-API stand-in, told from the tests' own calls by the daemon's token) and nothing they did not use."""
+API stand-in, told from the tests' own calls by the daemon's token) and nothing they did not use.
+Under `make test` the session is the parallel run before this module's own (see GATHERED_DIR_ENV
+in conftest)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.deploy.conftest import BUNDLE, CHART, helm, parse, tool_env, tools_dir  # noqa: F401 - fixtures of `rules`
-from tests.e2e.conftest import GATHERED, LAST, ApiCall
+from tests.e2e.conftest import LAST, ApiCall, Gathered, gathered, nothing_gathered
 
 Grant = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 WRITES = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -54,15 +56,13 @@ def test_required_names_the_verbs_kubernetes_checks() -> None:
     assert required(ApiCall("GET", "/version", watch=False)) == ("nonResourceURL", "/version", "get")
 
 
-def whole_e2e_suite_ran(session: pytest.Session) -> str:
+def whole_e2e_suite_ran(found: Gathered, session: pytest.Session) -> str:
     """Why the calls recorded may not be all the e2e suite makes; "" when it all ran."""
-    options = session.config.option
-    if options.keyword or options.markexpr or getattr(options, "lf", False) or options.deselect:
-        return "tests were deselected (-k, -m, --lf or --deselect)"
+    if found.narrowed:
+        return ", ".join(sorted(found.narrowed))
     here = session.config.rootpath / "tests" / "e2e"
     modules = {path.name for path in here.glob("test_*.py")} - set(LAST)
-    ran = {item.path.name for item in session.items if item.path.parent == here}
-    missing = sorted(modules - ran)
+    missing = sorted(modules - found.modules)
     return f"these e2e modules did not run: {', '.join(missing)}" if missing else ""
 
 
@@ -79,14 +79,14 @@ def rules(request: pytest.FixtureRequest) -> set[Grant]:
 
 def test_rbac_grants_every_call_the_daemon_made_and_nothing_else(
         rules: set[Grant], request: pytest.FixtureRequest) -> None:
-    if not GATHERED.api_calls:
-        pytest.skip("no daemon ran in this session: this check reads the API calls the e2e tests "
-                    "recorded, run it with them (pytest tests/e2e), after which it runs last")
-    used = {required(call) for call in GATHERED.api_calls}
-    examples = {required(call): call.path for call in sorted(GATHERED.api_calls, key=lambda c: c.path)}
+    found = gathered()
+    if not found.api_calls:
+        nothing_gathered("API calls")
+    used = {required(call) for call in found.api_calls}
+    examples = {required(call): call.path for call in sorted(found.api_calls, key=lambda c: c.path)}
     refused = {grant: examples[grant] for grant in used - rules}
     assert not refused, f"calls the RBAC would refuse, with a path for each: {refused}"
-    partial = whole_e2e_suite_ran(request.session)
+    partial = whole_e2e_suite_ran(found, request.session)
     if partial:
         pytest.skip(f"every call was granted, but whether every grant is used needs the whole e2e suite: {partial}")
     unused = rules - used - JUSTIFIED.keys()

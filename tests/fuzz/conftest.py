@@ -25,8 +25,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not TALLIES:
-        return
+    if not any(tally.examples for tally in TALLIES.values()):
+        return  # no property ran here (on a pytest-xdist worker: they ran on the others)
     profile = settings.get_current_profile_name()
     terminalreporter.section(f"fuzzing: Hypothesis profile {profile!r}, "
                              f"{settings.default.max_examples} examples per property")
