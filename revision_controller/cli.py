@@ -99,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
     _add_logging(run)
     _add_check(commands)
     demo = commands.add_parser("demo", help="run the whole loop on this machine, then exit")
+    demo.add_argument("--keep", action="store_true",
+                      help="then stay up as a playground for kubectl, git push and image pushes until Ctrl-C")
     _add_logging(demo)
     return top
 
@@ -145,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     if args.command == "demo":
         from revision_controller.demo import run_demo
-        return run_demo()
+        return run_demo(keep=args.keep)
     if args.command == "check":
         from revision_controller.checking import CheckOptions, run_check
         return run_check(CheckOptions(tuple(args.inputs), args.kubeconfig, args.function_version,

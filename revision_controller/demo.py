@@ -2,7 +2,10 @@
 
 The demo plays OpenFunction's part: it creates a Function, records its first
 build in the status, then commits to the repository and shows the status
-patch the daemon sends in answer.
+patch the daemon sends in answer. With `keep`, everything then stays up as a
+playground (see `playground`) until Ctrl-C or SIGTERM. Either signal, noted by
+`interrupts`, ends the next wait; the `with` blocks then stop everything the
+demo started and remove its files.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from kubernetes import client
 
 from revision_controller.daemon import Daemon, DaemonConfig
 from revision_controller.function import DEFAULT_SOURCE, GROUP, PLURAL
+from revision_controller.interrupts import Interrupted, Interrupts
 from revision_controller.kube import api_client
 from revision_controller.params import PARAMS_ANNOTATION, SWITCH_ANNOTATION
 from revision_controller.testing import ApiServer
-from revision_controller.testing.gitserver import GitServer
+from revision_controller.testing.gitserver import GitServer, HostedRepository
 
 NAMESPACE = "default"
 NAME = "demo-function"
@@ -53,21 +57,34 @@ def built_status(commit: str) -> dict[str, Any]:
                        "sources": [{"name": DEFAULT_SOURCE, "git": {"commitSha": commit}}]}}
 
 
-def wait_until(condition: Any, seconds: float) -> Any:
+def wait_until(condition: Any, seconds: float, interrupts: Interrupts) -> Any:
+    """The condition's first true value within `seconds`, else None; Interrupted on a signal."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         result = condition()
         if result:
             return result
-        time.sleep(0.1)
+        interrupts.sleep(0.1)
     return None
 
 
-def run_demo() -> int:
+def run_demo(keep: bool = False) -> int:
+    """The loop; then, with `keep`, the playground until a signal. 0 when the loop worked (and
+    the playground ended on a signal), 1 when it did not, 128 + the signal's number (130 for
+    Ctrl-C) when a signal cut the loop short."""
+    with Interrupts() as interrupts:
+        try:
+            return _run(keep, interrupts)
+        except Interrupted as interrupted:
+            say("interrupted: everything the demo started is stopped and its files removed")
+            return interrupted.status
+
+
+def _run(keep: bool, interrupts: Interrupts) -> int:
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp, ApiServer() as apiserver, GitServer() as gitserver:
-        kubeconfig = Path(tmp) / "kubeconfig"
-        apiserver.write_kubeconfig(kubeconfig)
+    with (tempfile.TemporaryDirectory(prefix="revision-controller-demo-") as tmp, ApiServer() as apiserver,
+          GitServer(accept_pushes=True) as gitserver):
+        kubeconfig = apiserver.write_kubeconfig(Path(tmp) / "kubeconfig")
         say(f"Kubernetes API stand-in serving on {apiserver.url}")
         repo = gitserver.create_repository("demo", branch="main")
         first = repo.head("main")
@@ -84,26 +101,39 @@ def run_demo() -> int:
         runner = threading.Thread(target=daemon.run, name="daemon")
         runner.start()
         try:
-            if not wait_until(daemon.scheduler.planned, DEADLINE_SECONDS):
-                say("FAILED: the daemon did not start watching the Function")
+            if not _loop(daemon, apiserver, functions, repo, first, interrupts):
                 return 1
-            second = repo.commit("Say hello louder", files={"hello/handler.go": "package hello // v2\n"})
-            say(f"committed {second[:12]} to main; waiting for the daemon to notice")
-            patched = wait_until(lambda: _recorded(functions, second), DEADLINE_SECONDS)
-            if not patched:
-                say(f"FAILED: the Function's status did not move to {second[:12]}")
-                return 1
-            say(f"status before: {json.dumps(built_status(first)['status'])}")
-            say(f"status after:  {json.dumps(patched.get('status'))}")
-            say("status.build is gone and the new commit is recorded, so OpenFunction builds again")
-            # The Event follows the patch; wait for it rather than list too early.
-            for event in wait_until(lambda: _events_once_told(apiserver), DEADLINE_SECONDS) or []:
-                say(f"Event {event['type']} {event['reason']}: {event['message']}")
+            say(f"done in {time.monotonic() - started:.1f}s")
+            if keep:
+                from revision_controller.playground import Playground, stay
+                stay(Playground(apiserver, kubeconfig, repo), interrupts)
         finally:
             daemon.stop()
             runner.join()
-    say(f"done in {time.monotonic() - started:.1f}s")
+    if keep:
+        say("stopped: everything the demo started is stopped and its files removed")
     return 0
+
+
+def _loop(daemon: Daemon, apiserver: ApiServer, functions: client.CustomObjectsApi, repo: HostedRepository,
+          first: str, interrupts: Interrupts) -> bool:
+    """Commit, then show the status patch and the Event the daemon answers with."""
+    if not wait_until(daemon.scheduler.planned, DEADLINE_SECONDS, interrupts):
+        say("FAILED: the daemon did not start watching the Function")
+        return False
+    second = repo.commit("Say hello louder", files={"hello/handler.go": "package hello // v2\n"})
+    say(f"committed {second[:12]} to main; waiting for the daemon to notice")
+    patched = wait_until(lambda: _recorded(functions, second), DEADLINE_SECONDS, interrupts)
+    if not patched:
+        say(f"FAILED: the Function's status did not move to {second[:12]}")
+        return False
+    say(f"status before: {json.dumps(built_status(first)['status'])}")
+    say(f"status after:  {json.dumps(patched.get('status'))}")
+    say("status.build is gone and the new commit is recorded, so OpenFunction builds again")
+    # The Event follows the patch; wait for it rather than list too early.
+    for event in wait_until(lambda: _events_once_told(apiserver), DEADLINE_SECONDS, interrupts) or []:
+        say(f"Event {event['type']} {event['reason']}: {event['message']}")
+    return True
 
 
 def _events_once_told(apiserver: ApiServer) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ Serves bare repositories from a temporary directory over git's smart HTTP
 protocol on an ephemeral port, from a background thread: by default with
 dulwich's WSGI app, in pure Python and protocol v0 only; with
 `backend="http-backend"`, with Debian's real `git http-backend` as CGI, which
-speaks protocol v2 to clients that ask for it:
+speaks protocol v2 to clients that ask for it. Either refuses pushes unless
+`accept_pushes=True` (the demo's playground), as a host does without credentials:
 
     with GitServer() as server:
         repo = server.create_repository("demo", branch="main")
@@ -136,11 +137,12 @@ class GitServer(Service):
     `backend` picks the server (module docstring); `protocol_v2=False` makes
     git http-backend answer every client in protocol v0; `allow_filter=False`
     makes it refuse partial clone filters (`blob:none`), which it serves by
-    default, as GitHub and GitLab do. dulwich's server serves no filter."""
+    default, as GitHub and GitLab do. dulwich's server serves no filter. `accept_pushes`
+    lets `git push` update the repositories."""
 
     def __init__(self, *, password: str | None = None, host: str = "127.0.0.1",
                  backend: Backend = "dulwich", protocol_v2: bool = True,
-                 allow_filter: bool = True) -> None:
+                 allow_filter: bool = True, accept_pushes: bool = False) -> None:
         if backend not in ("dulwich", "http-backend"):
             raise ValueError(f"unknown backend {backend!r}: use 'dulwich' or 'http-backend'")
         self._password = password
@@ -148,6 +150,7 @@ class GitServer(Service):
         self._backend = backend
         self._protocol_v2 = protocol_v2
         self._allow_filter = allow_filter
+        self._accept_pushes = accept_pushes
         self._requests: list[ServedRequest] = []
         self._requests_lock = threading.Lock()
         self._root: Path | None = None
@@ -158,9 +161,9 @@ class GitServer(Service):
         if self._backend == "http-backend" and shutil.which("git") is None:
             raise RuntimeError("GitServer(backend='http-backend') needs the git CLI: apt-get install git")
         self._root = Path(tempfile.mkdtemp(prefix="gitserver-"))
-        app = (git_app(self._root) if self._backend == "dulwich"
+        app = (git_app(self._root, accept_pushes=self._accept_pushes) if self._backend == "dulwich"
                else http_backend_app(self._root, protocol_v2=self._protocol_v2,
-                                     allow_filter=self._allow_filter))
+                                     allow_filter=self._allow_filter, accept_pushes=self._accept_pushes))
         if self._password is not None:
             app = _requiring_password(app, self._password)
         self._httpd = make_server(self._host, 0, self._recording(app),
@@ -222,7 +225,7 @@ class GitServer(Service):
         """Records each request once it is answered (the answer is buffered to tell its kind),
         before the answer is sent: a client that has its answer finds the request recorded."""
         def recorded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            body = _request_body(environ)
             environ["wsgi.input"] = io.BytesIO(body)
             try:
                 status, headers, answer = buffered(app, environ)
@@ -241,6 +244,24 @@ class GitServer(Service):
                                 authorization=environ.get("HTTP_AUTHORIZATION"), answer=answer)
         with self._requests_lock:
             self._requests.append(request)
+
+
+def _request_body(environ: dict[str, Any]) -> bytes:
+    """The request's body. A chunked one (git sends a push over 1 MiB so) is decoded, and
+    `environ` then gives its length instead, as the apps behind expect."""
+    stream = environ["wsgi.input"]
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() != "chunked":
+        return bytes(stream.read(int(environ.get("CONTENT_LENGTH") or 0)))
+    chunks = []
+    while size := int(stream.readline().split(b";")[0].strip() or b"0", 16):
+        chunks.append(stream.read(size))
+        stream.readline()
+    while stream.readline().strip():  # trailers, up to the blank line
+        pass
+    body = b"".join(chunks)
+    del environ["HTTP_TRANSFER_ENCODING"]
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
 
 
 def buffered(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -284,20 +305,36 @@ def init_repository(root: Path, name: str, *, url: str, branch: str = "main",
     return repository
 
 
-def git_app(root: Path) -> WSGIApp:
-    """Git's smart HTTP protocol for the bare repositories `root/NAME.git`."""
-    return make_wsgi_chain(_DirectoryBackend(str(root)))
+def git_app(root: Path, *, accept_pushes: bool = False) -> WSGIApp:
+    """Git's smart HTTP protocol for the bare repositories `root/NAME.git`; pushes are refused
+    (403) unless `accept_pushes`."""
+    app = make_wsgi_chain(_DirectoryBackend(str(root)))
+    return app if accept_pushes else _refusing_pushes(app)
 
 
-def http_backend_app(root: Path, *, protocol_v2: bool = True, allow_filter: bool = True) -> WSGIApp:
+def _refusing_pushes(app: WSGIApp) -> WSGIApp:
+    # dulwich's app serves receive-pack whatever handlers it is given: they only add to its own.
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if (environ["PATH_INFO"].endswith("/git-receive-pack")
+                or "service=git-receive-pack" in environ.get("QUERY_STRING", "")):
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"pushes are not accepted here\n"]
+        return app(environ, start_response)
+    return guarded
+
+
+def http_backend_app(root: Path, *, protocol_v2: bool = True, allow_filter: bool = True,
+                     accept_pushes: bool = False) -> WSGIApp:
     """Git's smart HTTP protocol for `root/NAME.git`, from `git http-backend` run as CGI once
     per request, as a web server would. With `protocol_v2`, the client's `Git-Protocol`
     header reaches git, which then answers in protocol v2 when asked; with `allow_filter`,
-    git serves partial clones (`uploadpack.allowFilter`)."""
+    git serves partial clones (`uploadpack.allowFilter`); with `accept_pushes`, pushes
+    (`http.receivepack`), which git refuses by default from an unauthenticated client."""
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         done = subprocess.run(["git", "http-backend"], input=body, capture_output=True, check=False,
-                              env=_cgi_env(root, environ, len(body), protocol_v2, allow_filter),
+                              env=_cgi_env(root, environ, len(body), protocol_v2, allow_filter,
+                                           accept_pushes),
                               timeout=30)
         status, headers, payload = _cgi_answer(done.stdout)
         start_response(status, [*headers, ("Content-Length", str(len(payload)))])
@@ -306,14 +343,15 @@ def http_backend_app(root: Path, *, protocol_v2: bool = True, allow_filter: bool
 
 
 def _cgi_env(root: Path, environ: dict[str, Any], length: int, protocol_v2: bool,
-             allow_filter: bool) -> dict[str, str]:
+             allow_filter: bool, accept_pushes: bool) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1",
            "PATH_INFO": environ["PATH_INFO"], "QUERY_STRING": environ.get("QUERY_STRING", ""),
            "REQUEST_METHOD": environ["REQUEST_METHOD"], "CONTENT_LENGTH": str(length),
            "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""), "REMOTE_ADDR": "127.0.0.1",
-           "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "uploadpack.allowFilter",
-           "GIT_CONFIG_VALUE_0": "true" if allow_filter else "false"}
+           "GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "uploadpack.allowFilter",
+           "GIT_CONFIG_VALUE_0": "true" if allow_filter else "false",
+           "GIT_CONFIG_KEY_1": "http.receivepack", "GIT_CONFIG_VALUE_1": "true" if accept_pushes else "false"}
     if protocol_v2 and environ.get("HTTP_GIT_PROTOCOL"):
         env["GIT_PROTOCOL"] = environ["HTTP_GIT_PROTOCOL"]
     return env

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from revision_controller.testing.gitserver import (
     CAPABILITIES,
     FETCH,
     LS_REFS,
+    Backend,
     GitServer,
     HostedRepository,
     ServedRequest,
@@ -315,3 +317,43 @@ class TestGitHttpBackend:
 def test_an_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         GitServer(backend="gitea")  # type: ignore[arg-type]
+
+
+def push_a_commit(url: str, home: Path, content: bytes = b"pushed\n") -> tuple[subprocess.CompletedProcess[str], str]:
+    """Clone `url`, commit a file, push to main: the push's result, and the sha pushed."""
+    clone = home / "clone"
+    git_cli("clone", "--quiet", url, str(clone), home=home)
+    (clone / "pushed.txt").write_bytes(content)
+    git_cli("-C", str(clone), "add", "pushed.txt", home=home)
+    git_cli("-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "push",
+            home=home)
+    sha = git_cli("-C", str(clone), "rev-parse", "HEAD", home=home).strip()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", "-C", str(clone), "push", "origin", "HEAD:main"], env=env, timeout=30,
+                          capture_output=True, text=True, check=False), sha
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="the git CLI is not installed")
+@pytest.mark.parametrize("backend", ["dulwich", "http-backend"])
+def test_pushes_are_refused_unless_accepted(backend: Backend, tmp_path: Path) -> None:
+    with GitServer(backend=backend) as srv:
+        repo = srv.create_repository("demo")
+        first = repo.head()
+
+        refused, _ = push_a_commit(repo.url, tmp_path)
+
+        assert refused.returncode != 0 and repo.head() == first
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="the git CLI is not installed")
+@pytest.mark.parametrize("backend", ["dulwich", "http-backend"])
+@pytest.mark.parametrize("size", [10, 3 << 20], ids=["small", "chunked"])
+def test_accepted_pushes_move_the_branch(backend: Backend, size: int, tmp_path: Path) -> None:
+    # git sends a push bigger than http.postBuffer (1 MiB) with chunked transfer encoding.
+    with GitServer(backend=backend, accept_pushes=True) as srv:
+        repo = srv.create_repository("demo")
+
+        pushed, sha = push_a_commit(repo.url, tmp_path, content=os.urandom(size))
+
+        assert pushed.returncode == 0, pushed.stderr
+        assert repo.head() == sha
