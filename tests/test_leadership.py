@@ -281,7 +281,7 @@ def relay(server: ApiServer) -> Iterator[Relay]:
 @pytest.fixture
 def relayed_kubeconfig(server: ApiServer, relay: Relay, tmp_path: Path) -> Path:
     kubeconfig = server.write_kubeconfig(tmp_path / "relayed-kubeconfig")
-    kubeconfig.write_text(kubeconfig.read_text().replace(server.url, f"http://127.0.0.1:{relay.port}"))
+    kubeconfig.write_text(kubeconfig.read_text().replace(server.url, f"https://127.0.0.1:{relay.port}"))
     return kubeconfig
 
 

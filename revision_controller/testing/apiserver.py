@@ -1,9 +1,14 @@
-"""A Kubernetes API server stand-in on loopback for tests: real HTTP, real client.
+"""A Kubernetes API server stand-in on loopback for tests: real HTTPS, real clients.
 
-`ApiServer` serves the kinds in `store.RESOURCES` over HTTP/1.1 with the URL
-shapes, status codes, watch streams and error bodies of the real server, and
-gives tests direct access to the same store. `chaos()` makes a seeded share of
-requests fail as real servers and networks do (5xx, 429, 409, 410, cut watches,
+`ApiServer` serves the kinds in `store.RESOURCES` over HTTP/1.1 with TLS (a CA
+and serving certificate made at start, see `certificates`; `tls=False` for plain
+HTTP) with the URL shapes, status codes, watch streams and error bodies of the
+real server, and gives tests direct access to the same store. What kubectl 1.33
+needs besides: discovery and openapi (`discovery`), Tables with the Function
+CRD's printer columns (`tables`), server-side apply, paged lists (`limit`,
+`continue`, 410 for a token older than the history) and watch bookmarks.
+
+`chaos()` makes a seeded share of requests fail as real servers and networks do (5xx, 429, 409, 410, cut watches,
 late answers, resets) until `calm()`; `blackhole(token)` cuts one client off. Run it alone with
 `python -m revision_controller.testing.apiserver --port N --kubeconfig PATH`.
 """
@@ -11,6 +16,8 @@ late answers, resets) until `calm()`; `blackhole(token)` cuts one client off. Ru
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import builtins
 import collections
 import contextlib
@@ -21,6 +28,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -36,6 +44,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import yaml
 
 from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
+from revision_controller.testing.certificates import Certificates
+from revision_controller.testing.discovery import AGGREGATED_MEDIA_TYPE, aggregated, legacy, openapi, wants
 from revision_controller.testing.patches import PatchError, json_patch, merge_patch
 from revision_controller.testing.service import ClosingHTTPServer, Service, Serving
 from revision_controller.testing.store import (
@@ -50,16 +60,23 @@ from revision_controller.testing.store import (
     Target,
     bad_request,
 )
+from revision_controller.testing.tables import TABLE_GROUP, TABLE_VERSIONS, table
 
 TOKEN = "apiserver-standin-token"
 DEFAULT_WATCH_TIMEOUT_SECONDS = 1800
+BOOKMARK_SECONDS = 60.0  # a real server bookmarks a watch about once a minute
 WATCH_POLL_SECONDS = 0.25  # how often an idle watch checks whether its client went away
 UNAUTHENTICATED_PATHS = ("/version", "/healthz", "/livez", "/readyz")
-VERSION_INFO: JSON = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-standin",
+# The version whose behaviour it follows (aggregated discovery v2, openapi v3): kubectl 1.33's.
+VERSION_INFO: JSON = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-standin",
                       "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
                       "buildDate": "2024-01-01T00:00:00Z", "goVersion": "go1.22.0", "compiler": "gc",
                       "platform": "linux/amd64"}
+TABLE_MEDIA_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+EXPIRED_CONTINUE = ("The provided continue parameter is too old to display a consistent list result. You can "
+                    "start a new list without the continue parameter.")
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 # Chaos: what a request may get instead of its answer (see `ApiServer.chaos`).
@@ -78,6 +95,7 @@ class Request:
     content_type: str
     authorization: str
     body: bytes
+    accept: str = ""
 
     @property
     def is_watch(self) -> bool:
@@ -100,6 +118,7 @@ class RequestRecord:
     status: int = 0
     fault: str = ""
     body: bytes = field(default=b"", repr=False)
+    accept: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +126,7 @@ class Reply:
     code: int
     body: JSON | str
     headers: tuple[tuple[str, str], ...] = ()
+    media_type: str = "application/json"
 
     @classmethod
     def error(cls, error: ApiError) -> Reply:
@@ -160,6 +180,12 @@ class _Chaos:
 
 
 @dataclass(frozen=True)
+class Page:
+    items: list[JSON]
+    metadata: JSON
+
+
+@dataclass(frozen=True)
 class Route:
     resource: ResourceType
     version: str
@@ -194,10 +220,12 @@ def _fault_status(code: int) -> JSON:
 class Api:
     """Everything between a parsed HTTP request and its answer; knows nothing of sockets."""
 
-    def __init__(self, store: Store, resources: tuple[ResourceType, ...], require_auth: bool) -> None:
+    def __init__(self, store: Store, resources: tuple[ResourceType, ...], require_auth: bool,
+                 bookmark_seconds: float = BOOKMARK_SECONDS) -> None:
         self.store = store
         self.resources = resources
         self.require_auth = require_auth
+        self.bookmark_seconds = bookmark_seconds
         self._lock = threading.Lock()
         self._log: list[RequestRecord] = []
         self._faults: list[Fault] = []
@@ -260,7 +288,7 @@ class Api:
         code = _code(response.response if isinstance(response, Late) else response)
         with self._lock:
             self._log.append(RequestRecord(request.method, request.path, request.query, request.content_type,
-                                           token, code, kind or "", request.body))
+                                           token, code, kind or "", request.body, request.accept))
         return response
 
     def _draw(self, request: Request) -> str | None:
@@ -339,9 +367,13 @@ class Api:
             return Reply(200, VERSION_INFO)
         if request.path in UNAUTHENTICATED_PATHS:
             return Reply(200, "ok")
-        discovery = self._discovery(request.path)
-        if discovery is not None:
-            return Reply(200, discovery)
+        if wants(request.accept, "apidiscovery.k8s.io", ("v2",), "APIGroupDiscoveryList"):
+            document = aggregated(request.path, self.resources)
+            if document is not None:
+                return Reply(200, document, media_type=AGGREGATED_MEDIA_TYPE)
+        document = legacy(request.path, self.resources) or openapi(request.path, self.resources)
+        if document is not None:
+            return Reply(200, document)
         route = self._route(request.path)
         if route is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
@@ -373,18 +405,44 @@ class Api:
 
     def _get(self, route: Route, request: Request) -> Reply | Stream:
         res, version = route.resource, route.version
+        as_table = bool(res.printer_columns) and wants(request.accept, TABLE_GROUP, TABLE_VERSIONS, "Table")
+        include = request.query.get("includeObject", "Metadata")
         if route.name is not None:
-            return Reply(200, res.render(self.store.get(res, route.namespace or "", route.name), version))
+            obj = self.store.get(res, route.namespace or "", route.name)
+            if as_table:
+                return Reply(200, table(res, version, [obj], None, include), media_type=TABLE_MEDIA_TYPE)
+            return Reply(200, res.render(obj, version))
         selector = Selector.parse(res, request.query.get("labelSelector", ""),
                                   request.query.get("fieldSelector", ""))
         if _is_true(request.query.get("watch", "")):
-            return self._watch(route, request, selector)
-        items, rv = self.store.list_objects(res, route.namespace, selector)
+            return self._watch(route, request, selector, include if as_table else None)
+        page = self._page(route, request, selector)
+        if as_table:
+            listed = table(res, version, page.items, page.metadata["resourceVersion"], include)
+            return Reply(200, {**listed, "metadata": page.metadata}, media_type=TABLE_MEDIA_TYPE)
         return Reply(200, {"apiVersion": res.api_version(version), "kind": f"{res.kind}List",
-                           "metadata": {"resourceVersion": str(rv)},
-                           "items": [res.render(item, version) for item in items]})
+                           "metadata": page.metadata, "items": [res.render(item, version) for item in page.items]})
 
-    def _watch(self, route: Route, request: Request, selector: Selector) -> Stream:
+    def _page(self, route: Route, request: Request, selector: Selector) -> Page:
+        """One page of a list: all of it without `limit`, else `limit` items and a continue token."""
+        limit = _integer(request.query.get("limit", ""))
+        token = request.query.get("continue", "")
+        items, rv = self.store.list_objects(route.resource, route.namespace, selector)
+        if token:
+            rv, start = _continuation(token)
+            if self.store.is_compacted(rv):
+                raise ApiError(410, "Expired", EXPIRED_CONTINUE)
+            after = tuple(start.split("/", 1))
+            items = [item for item in items if _sort_key(item) > after]
+        metadata: JSON = {"resourceVersion": str(rv)}
+        if 0 < limit < len(items):
+            if not selector.labels and not selector.fields:
+                metadata["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+            metadata["continue"] = _continue_token(rv, "/".join(_sort_key(items[-1])))
+        return Page(items, metadata)
+
+    def _watch(self, route: Route, request: Request, selector: Selector, table_rows: str | None) -> Stream:
         since = _resource_version(request.query.get("resourceVersion", ""))
         timeout = _integer(request.query.get("timeoutSeconds", "")) or DEFAULT_WATCH_TIMEOUT_SECONDS
         try:
@@ -394,24 +452,30 @@ class Api:
                 raise
             return Stream(_just(_event_line("ERROR", error.status())))
         bookmarks = _is_true(request.query.get("allowWatchBookmarks", ""))
-        return Stream(self._events(sub, route, time.monotonic() + timeout, bookmarks))
+        render = _watch_renderer(route, table_rows)
+        return Stream(self._events(sub, render, time.monotonic() + timeout, bookmarks))
 
-    def _events(self, sub: Subscription, route: Route, deadline: float, bookmarks: bool) -> WatchLines:
-        res, version = route.resource, route.version
+    def _events(self, sub: Subscription, render: Callable[[JSON], JSON], deadline: float,
+                bookmarks: bool) -> WatchLines:
+        """The watch's events; with `bookmarks`, a BOOKMARK every `bookmark_seconds` and one as it
+        times out, carrying nothing but the resourceVersion every change up to which it has seen."""
+        next_bookmark = time.monotonic() + self.bookmark_seconds
         try:
             while True:
-                left = max(0.0, deadline - time.monotonic())
+                left = max(0.0, min(deadline, next_bookmark if bookmarks else deadline) - time.monotonic())
                 batch = self.store.next_events(sub, min(WATCH_POLL_SECONDS, left))
                 for event in batch.events:
-                    yield _event_line(event.type, res.render(event.obj, version))
+                    yield _event_line(event.type, render(event.obj))
                 if batch.ended is EndReason.ABORTED:
                     yield Signal.ABORT
                 if batch.ended is not None:
                     return
-                if time.monotonic() >= deadline:
-                    if bookmarks:
-                        yield _event_line("BOOKMARK", res.render(
-                            {"metadata": {"resourceVersion": str(batch.resource_version)}}, version))
+                now = time.monotonic()
+                if bookmarks and (now >= next_bookmark or now >= deadline):
+                    next_bookmark = now + self.bookmark_seconds
+                    yield _event_line("BOOKMARK", render(
+                        {"metadata": {"resourceVersion": str(batch.resource_version)}}))
+                if now >= deadline:
                     return
                 if not batch.events:
                     yield Signal.TICK
@@ -436,8 +500,32 @@ class Api:
         if route.name is None:
             raise _method_not_allowed()
         res, version = route.resource, route.version
+        if request.content_type == APPLY_PATCH:
+            return self._apply(route, route.name, request)
         apply = _patcher(res, version, request)
         patched = self.store.patch(res, route.namespace or "", route.name, apply, _target(route))
+        return Reply(200, res.render(patched, version))
+
+    def _apply(self, route: Route, name: str, request: Request) -> Reply:
+        """Server-side apply, simplified: the applied configuration merges into the object (or
+        creates it). No managedFields are kept, so fields dropped from a configuration stay."""
+        if not request.query.get("fieldManager"):
+            raise bad_request("PATCH with application/apply-patch+yaml requires a fieldManager query parameter")
+        res, version, namespace = route.resource, route.version, route.namespace or ""
+        config = _yaml_body(request)
+        if config.get("metadata", {}).get("name", name) != name:
+            raise bad_request(f"the name of the object ({config['metadata']['name']}) does not match "
+                              f"the name on the URL ({name})")
+        try:
+            self.store.get(res, namespace, name)
+        except ApiError as error:
+            if error.code != 404 or route.status:
+                raise
+            created = self.store.create(res, namespace, {**config, "metadata": {**config.get("metadata", {}),
+                                                                                "name": name}})
+            return Reply(201, res.render(created, version))
+        patched = self.store.patch(res, namespace, name, lambda obj: merge_patch(res.render(obj, version), config),
+                                   _target(route))
         return Reply(200, res.render(patched, version))
 
     def _delete(self, route: Route, request: Request) -> Reply:
@@ -451,35 +539,44 @@ class Api:
                            "details": {"name": route.name, "group": res.group, "kind": res.plural,
                                        "uid": deletion.obj["metadata"]["uid"]}})
 
-    def _discovery(self, path: str) -> JSON | None:
-        if path == "/api":
-            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-        if path == "/apis":
-            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": self._groups()}
-        for group_version in {res.api_version(v) for res in self.resources for v in res.versions}:
-            prefix = "/api/" if "/" not in group_version else "/apis/"
-            if path == prefix + group_version:
-                return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-                        "resources": list(self._api_resources(group_version))}
-        return None
 
-    def _groups(self) -> list[JSON]:
-        groups: list[JSON] = []
-        for name in dict.fromkeys(res.group for res in self.resources if res.group):
-            versions = dict.fromkeys(v for res in self.resources if res.group == name for v in res.versions)
-            entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
-            groups.append({"name": name, "versions": entries, "preferredVersion": entries[-1]})
-        return groups
+def _watch_renderer(route: Route, table_rows: str | None) -> Callable[[JSON], JSON]:
+    """How a watch sends each object: as itself, or as a one-row Table whose first event
+    alone carries the column definitions, as the real server does for `kubectl get -w`."""
+    res, version = route.resource, route.version
+    if table_rows is None:
+        return lambda obj: res.render(obj, version)
+    first = [True]
 
-    def _api_resources(self, group_version: str) -> Iterable[JSON]:
-        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
-        for res in self.resources:
-            if group_version in {res.api_version(v) for v in res.versions}:
-                yield {"name": res.plural, "singularName": res.kind.lower(), "namespaced": True,
-                       "kind": res.kind, "verbs": verbs}
-                if res.status_subresource:
-                    yield {"name": f"{res.plural}/status", "singularName": "", "namespaced": True,
-                           "kind": res.kind, "verbs": ["get", "patch", "update"]}
+    def render(obj: JSON) -> JSON:
+        rows = [obj] if "name" in obj["metadata"] else []
+        rendered = table(res, version, rows, obj["metadata"].get("resourceVersion"), table_rows)
+        if not first[0]:
+            rendered.pop("columnDefinitions")
+        first[0] = False
+        return rendered
+    return render
+
+
+def _sort_key(obj: JSON) -> tuple[str, ...]:
+    """The order the store lists in: by namespace, then name."""
+    return obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+
+def _continue_token(rv: int, last_key: str) -> str:
+    """The server's continue token: the list's resourceVersion and the key to start after."""
+    token = {"v": "meta.k8s.io/v1", "rv": rv, "start": last_key + "\x00"}
+    return base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode()
+
+
+def _continuation(token: str) -> tuple[int, str]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        rv, start = int(decoded["rv"]), str(decoded["start"])
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion "
+                          "(version meta.k8s.io/v1)") from None
+    return rv, start.removesuffix("\x00")
 
 
 def _patcher(res: ResourceType, version: str, request: Request) -> Callable[[JSON], JSON]:
@@ -494,7 +591,8 @@ def _patcher(res: ResourceType, version: str, request: Request) -> Callable[[JSO
         return lambda obj: json_patch(res.render(obj, version), operations)
     raise ApiError(415, "UnsupportedMediaType",
                    "the body of the request was in an unknown format - accepted media types include: "
-                   f"{JSON_PATCH}, {MERGE_PATCH}" + ("" if res.custom else f", {STRATEGIC_MERGE_PATCH}"))
+                   f"{JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}"
+                   + ("" if res.custom else f", {STRATEGIC_MERGE_PATCH}"))
 
 
 def _target(route: Route) -> Target:
@@ -510,6 +608,16 @@ def _json_value(request: Request) -> Any:
         return json.loads(request.body or b"null")
     except ValueError as error:
         raise bad_request(f"the request body is not valid JSON: {error}") from None
+
+
+def _yaml_body(request: Request) -> JSON:
+    try:
+        body = yaml.safe_load(request.body or b"null")
+    except yaml.YAMLError as error:
+        raise bad_request(f"error decoding YAML: {error}") from None
+    if not isinstance(body, dict):
+        raise bad_request("the applied configuration is not an object")
+    return body
 
 
 def _json_body(request: Request) -> JSON:
@@ -618,13 +726,14 @@ class _Handler(BaseHTTPRequestHandler):
                        query=dict(parse_qsl(url.query, keep_blank_values=True)),
                        content_type=(self.headers.get("Content-Type") or "").split(";")[0].strip(),
                        authorization=self.headers.get("Authorization") or "",
+                       accept=self.headers.get("Accept") or "",
                        body=self.rfile.read(length) if length else b"")
 
     def _send_reply(self, reply: Reply) -> None:
         if isinstance(reply.body, str):
             payload, content_type = reply.body.encode(), "text/plain; charset=utf-8"
         else:
-            payload, content_type = json.dumps(reply.body).encode(), "application/json"
+            payload, content_type = json.dumps(reply.body).encode(), reply.media_type
         self.send_response(reply.code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -672,6 +781,8 @@ class _Handler(BaseHTTPRequestHandler):
         readable, _, _ = select.select([self.connection], [], [], 0)
         if not readable:
             return False
+        if isinstance(self.connection, ssl.SSLSocket):
+            return True  # no peeking through TLS; a client sends nothing while its watch streams
         try:
             return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
         except OSError:
@@ -679,31 +790,39 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _HTTPServer(ClosingHTTPServer):
-    def __init__(self, address: tuple[str, int], api: Api) -> None:
+    def __init__(self, address: tuple[str, int], api: Api, tls: ssl.SSLContext | None) -> None:
         self.api = api
         super().__init__(address, _Handler)
+        if tls is not None:
+            # The handshake happens on the first read, on the request's own thread.
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
 
 class ApiServer(Service):
     """The stand-in server. `stop()` cuts every connection, open watches included;
-    `start()` again restarts it on the same port with the same objects.
+    `start()` again restarts it on the same port with the same objects and certificates.
+    HTTPS unless `tls=False`; `write_kubeconfig` names the CA, `client_context()` trusts it
+    for raw HTTP clients. A watch that asks for bookmarks gets one every `bookmark_seconds`.
 
     Test helpers take the same paths as HTTP requests, so they bump the
     resourceVersion and reach open watches; unlike HTTP they need no
     resourceVersion on update and `create` keeps a given status."""
 
     def __init__(self, port: int = 0, history_limit: int = 1000, *, host: str = "127.0.0.1",
-                 require_auth: bool = True) -> None:
+                 require_auth: bool = True, tls: bool = True, bookmark_seconds: float = BOOKMARK_SECONDS) -> None:
         self.port = port
         self.host = host
         self._store = Store(history_limit)
-        self._api = Api(self._store, RESOURCES, require_auth)
+        self._api = Api(self._store, RESOURCES, require_auth, bookmark_seconds)
         self._serving = Serving("apiserver")
+        # Made once, so that a restarted server is still trusted by the kubeconfigs written before.
+        self.certificates = Certificates.generate((host, "localhost")) if tls else None
+        self._tls = self.certificates.server_context() if self.certificates else None
 
     def start(self) -> ApiServer:
         if not self._serving.running:
             self._api.stopping.clear()
-            server = _HTTPServer((self.host, self.port), self._api)
+            server = _HTTPServer((self.host, self.port), self._api, self._tls)
             self.port = server.server_address[1]
             self._serving.start(server)
         return self
@@ -717,13 +836,20 @@ class ApiServer(Service):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.certificates else 'http'}://{self.host}:{self.port}"
+
+    def client_context(self) -> ssl.SSLContext | None:
+        """What a raw HTTP client (urllib, httpx) needs to trust this server; None over plain HTTP."""
+        return self.certificates.client_context() if self.certificates else None
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default", token: str = TOKEN) -> Path:
         """A kubeconfig for this server; a `token` of its own tells one client's requests from another's."""
         path = Path(path)
+        cluster: JSON = {"server": self.url}
+        if self.certificates:
+            cluster["certificate-authority-data"] = base64.b64encode(self.certificates.ca_pem).decode()
         config = {"apiVersion": "v1", "kind": "Config", "preferences": {},
-                  "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
+                  "clusters": [{"name": "standin", "cluster": cluster}],
                   "users": [{"name": "standin", "user": {"token": token}}],
                   "contexts": [{"name": "standin",
                                 "context": {"cluster": "standin", "user": "standin", "namespace": namespace}}],
@@ -852,11 +978,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", type=Path, help="write a kubeconfig for this server here")
     parser.add_argument("--history-limit", type=int, default=1000)
     parser.add_argument("--no-auth", action="store_true", help="accept requests without a bearer token")
+    parser.add_argument("--plain-http", action="store_true", help="serve HTTP, not HTTPS")
     args = parser.parse_args(argv)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    with ApiServer(args.port, args.history_limit, host=args.host, require_auth=not args.no_auth) as server:
+    with ApiServer(args.port, args.history_limit, host=args.host, require_auth=not args.no_auth,
+                   tls=not args.plain_http) as server:
         if args.kubeconfig:
             server.write_kubeconfig(args.kubeconfig)
         print(f"serving on {server.url}", flush=True)

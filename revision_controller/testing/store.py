@@ -63,9 +63,21 @@ def _normalize_secret(secret: JSON) -> None:
 
 
 @dataclass(frozen=True)
+class PrinterColumn:
+    """One of a CRD's `additionalPrinterColumns`: a cell of `kubectl get`'s table."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str = ""
+    priority: int = 0
+
+
+@dataclass(frozen=True)
 class ResourceType:
     """One served resource. `custom` marks a CRD: such objects carry `generation`,
-    need `metadata.resourceVersion` on PUT and refuse strategic merge patches."""
+    need `metadata.resourceVersion` on PUT and refuse strategic merge patches.
+    `short_names` and `printer_columns` are what kubectl finds in discovery and tables."""
 
     group: str
     versions: tuple[str, ...]
@@ -75,6 +87,8 @@ class ResourceType:
     custom: bool = False
     field_labels: tuple[str, ...] = ()
     normalize: Callable[[JSON], None] | None = None
+    short_names: tuple[str, ...] = ()
+    printer_columns: tuple[PrinterColumn, ...] = ()
 
     def api_version(self, version: str) -> str:
         return f"{self.group}/{version}" if self.group else version
@@ -92,11 +106,21 @@ _EVENT_FIELDS = (*(f"involvedObject.{name}" for name in (
     "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")),
     "reason", "reportingComponent", "source", "type")
 
+# As in OpenFunction's CRD (core.openfunction.io_functions.yaml), the same for both served versions.
+FUNCTION_COLUMNS = (
+    PrinterColumn("BuildState", "string", ".status.build.state"),
+    PrinterColumn("ServingState", "string", ".status.serving.state"),
+    PrinterColumn("Builder", "string", ".status.build.resourceRef"),
+    PrinterColumn("Serving", "string", ".status.serving.resourceRef"),
+    PrinterColumn("Address", "string", '.status.addresses[?(@.type=="Internal")].value'),
+    PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+)
+
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("core.openfunction.io", ("v1beta1", "v1beta2"), "Function", "functions",
-                 status_subresource=True, custom=True),
+                 status_subresource=True, custom=True, short_names=("fn",), printer_columns=FUNCTION_COLUMNS),
     ResourceType("", ("v1",), "Secret", "secrets", field_labels=("type",), normalize=_normalize_secret),
-    ResourceType("", ("v1",), "Event", "events", field_labels=_EVENT_FIELDS),
+    ResourceType("", ("v1",), "Event", "events", field_labels=_EVENT_FIELDS, short_names=("ev",)),
     ResourceType("coordination.k8s.io", ("v1",), "Lease", "leases"),
 )
 
@@ -401,6 +425,11 @@ class Store:
         with self._cond:
             return sum(1 for sub in self._subscriptions
                        if sub.ended is None and res in (None, sub.resource))
+
+    def is_compacted(self, rv: int) -> bool:
+        """Whether the state at `rv` is forgotten: a list continued from it gets 410 Expired."""
+        with self._cond:
+            return rv < self._floor
 
     def compact(self) -> None:
         """Forget the history: watches from any older resourceVersion now get 410 Expired."""

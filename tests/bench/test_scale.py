@@ -139,7 +139,7 @@ class InstantHost:
                 f"{self.apiserver.url}/apis/{scale.API_VERSION}/namespaces/{key.namespace}/functions/"
                 f"{key.name}/status", data=body.encode(), method="PATCH",
                 headers={"Content-Type": "application/merge-patch+json", "Authorization": f"Bearer {TOKEN}"})
-            urllib.request.urlopen(request, timeout=5).close()
+            urllib.request.urlopen(request, timeout=5, context=self.apiserver.client_context()).close()
         return sha
 
 

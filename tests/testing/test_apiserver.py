@@ -96,7 +96,9 @@ class RawResponse:
 
 def raw_get(server: ApiServer, path: str, token: str | None = TOKEN) -> RawResponse:
     """A GET without the client library, to see exactly what goes over the wire."""
-    connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    context = server.client_context()
+    connection = (http.client.HTTPSConnection(server.host, server.port, timeout=5, context=context) if context
+                  else http.client.HTTPConnection(server.host, server.port, timeout=5))
     try:
         connection.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
         response = connection.getresponse()
@@ -567,7 +569,7 @@ def test_module_entry_point_serves_until_sigterm(tmp_path: Path) -> None:
              str(kubeconfig)], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         try:
             line = process.stdout.readline() if process.stdout else ""
-            assert line.startswith("serving on http://127.0.0.1:")
+            assert line.startswith("serving on https://127.0.0.1:")
             url = line.split()[-1]
             assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == url
             api_client = config.new_client_from_config(config_file=str(kubeconfig))

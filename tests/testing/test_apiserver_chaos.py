@@ -83,7 +83,7 @@ def test_a_delayed_answer_comes_after_the_client_timeout_yet_the_work_is_done(
 
 def test_a_reset_is_a_tcp_reset(server: ApiServer) -> None:
     server.chaos(rate=1.0, seed=1, kinds=["reset"])
-    connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    connection = http.client.HTTPSConnection(server.host, server.port, timeout=5, context=server.client_context())
     connection.request("GET", "/api/v1/namespaces/default/secrets", headers={"Authorization": f"Bearer {TOKEN}"})
     with pytest.raises(ConnectionResetError):
         connection.getresponse()
