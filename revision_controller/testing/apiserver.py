@@ -5,7 +5,8 @@ and serving certificate made at start, see `certificates`; `tls=False` for plain
 HTTP) with the URL shapes, status codes, watch streams and error bodies of the
 real server, and gives tests direct access to the same store. What kubectl 1.33
 needs besides: discovery and openapi (`discovery`), Tables with the Function
-CRD's printer columns (`tables`), server-side apply, paged lists (`limit`,
+CRD's printer columns and for Events (`tables`), `events.k8s.io/v1` Events (a view
+of the core ones, see `store.View`), server-side apply, paged lists (`limit`,
 `continue`, 410 for a token older than the history) and watch bookmarks.
 
 `chaos()` makes a seeded share of requests fail as real servers and networks do (5xx, 429, 409, 410, cut watches,
@@ -60,7 +61,7 @@ from revision_controller.testing.store import (
     Target,
     bad_request,
 )
-from revision_controller.testing.tables import TABLE_GROUP, TABLE_VERSIONS, table
+from revision_controller.testing.tables import TABLE_GROUP, TABLE_VERSIONS, has_table, table
 
 TOKEN = "apiserver-standin-token"
 DEFAULT_WATCH_TIMEOUT_SECONDS = 1800
@@ -405,7 +406,7 @@ class Api:
 
     def _get(self, route: Route, request: Request) -> Reply | Stream:
         res, version = route.resource, route.version
-        as_table = bool(res.printer_columns) and wants(request.accept, TABLE_GROUP, TABLE_VERSIONS, "Table")
+        as_table = has_table(res) and wants(request.accept, TABLE_GROUP, TABLE_VERSIONS, "Table")
         include = request.query.get("includeObject", "Metadata")
         if route.name is not None:
             obj = self.store.get(res, route.namespace or "", route.name)
@@ -912,7 +913,8 @@ class ApiServer(Service):
         """Open watches, optionally only on one kind or plural, e.g. to wait until a client watches."""
         if kind is None:
             return self._store.watch_count()
-        return sum(self._store.watch_count(res) for res in RESOURCES if kind in (res.kind, res.plural))
+        return sum(self._store.watch_count(res) for res in RESOURCES
+                   if kind in (res.kind, res.plural) and res.view is None)
 
     @property
     def requests(self) -> builtins.list[RequestRecord]:
@@ -967,7 +969,8 @@ class ApiServer(Service):
     def _merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: JSON,
                      target: Target) -> JSON:
         res, version = self._api.find(api_version, kind)
-        patched = self._store.patch(res, namespace, name, lambda obj: merge_patch(obj, patch), target)
+        patched = self._store.patch(res, namespace, name, lambda obj: merge_patch(res.render(obj, version), patch),
+                                    target)
         return res.render(patched, version)
 
 

@@ -62,6 +62,13 @@ def _normalize_secret(secret: JSON) -> None:
     secret.setdefault("type", "Opaque")
 
 
+def _normalize_event(event: JSON) -> None:
+    """Fields a core v1 Event always has on the wire: Go serializes these, set or not."""
+    event.setdefault("eventTime", None)
+    event.setdefault("reportingComponent", "")
+    event.setdefault("reportingInstance", "")
+
+
 @dataclass(frozen=True)
 class PrinterColumn:
     """One of a CRD's `additionalPrinterColumns`: a cell of `kubectl get`'s table."""
@@ -74,10 +81,35 @@ class PrinterColumn:
 
 
 @dataclass(frozen=True)
+class View:
+    """A resource served from another's storage, as `events.k8s.io/v1` Events are core v1 Events
+    with fields renamed. `renames` pairs each served top-level field with the stored one it is;
+    `field_labels` pairs each field label a selector may name with the stored label it stands for."""
+
+    stored: ResourceType
+    renames: tuple[tuple[str, str], ...]
+    field_labels: tuple[tuple[str, str], ...]
+
+    def served(self, obj: JSON) -> JSON:
+        return _renamed(obj, {stored: served for served, stored in self.renames})
+
+    def storable(self, obj: JSON) -> JSON:
+        return _renamed(obj, dict(self.renames))
+
+    def stored_label(self, label: str) -> str | None:
+        return next((stored for served, stored in self.field_labels if served == label), None)
+
+
+def _renamed(obj: JSON, names: dict[str, str]) -> JSON:
+    return {names.get(key, key): value for key, value in obj.items()}
+
+
+@dataclass(frozen=True)
 class ResourceType:
     """One served resource. `custom` marks a CRD: such objects carry `generation`,
     need `metadata.resourceVersion` on PUT and refuse strategic merge patches.
-    `short_names` and `printer_columns` are what kubectl finds in discovery and tables."""
+    `short_names` and `printer_columns` are what kubectl finds in discovery and tables.
+    With a `view`, the objects are another resource's, seen through it."""
 
     group: str
     versions: tuple[str, ...]
@@ -89,6 +121,12 @@ class ResourceType:
     normalize: Callable[[JSON], None] | None = None
     short_names: tuple[str, ...] = ()
     printer_columns: tuple[PrinterColumn, ...] = ()
+    view: View | None = None
+
+    @property
+    def stored(self) -> ResourceType:
+        """The resource whose storage holds these objects."""
+        return self.view.stored if self.view else self
 
     def api_version(self, version: str) -> str:
         return f"{self.group}/{version}" if self.group else version
@@ -99,7 +137,8 @@ class ResourceType:
 
     def render(self, obj: JSON, version: str) -> JSON:
         """The stored object as served at `version`."""
-        return {"apiVersion": self.api_version(version), "kind": self.kind, **obj}
+        return {"apiVersion": self.api_version(version), "kind": self.kind,
+                **(self.view.served(obj) if self.view else obj)}
 
 
 _EVENT_FIELDS = (*(f"involvedObject.{name}" for name in (
@@ -116,11 +155,24 @@ FUNCTION_COLUMNS = (
     PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
 )
 
+_CORE_EVENTS = ResourceType("", ("v1",), "Event", "events", field_labels=_EVENT_FIELDS, normalize=_normalize_event,
+                            short_names=("ev",))
+
+# As Kubernetes converts them (pkg/apis/events/v1/conversion.go); the other fields keep their names.
+_EVENT_RENAMES = (("regarding", "involvedObject"), ("note", "message"), ("reportingController", "reportingComponent"),
+                  ("deprecatedSource", "source"), ("deprecatedFirstTimestamp", "firstTimestamp"),
+                  ("deprecatedLastTimestamp", "lastTimestamp"), ("deprecatedCount", "count"))
+_EVENT_VIEW_FIELDS = (*((f"regarding.{name}", f"involvedObject.{name}") for name in (
+    "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")),
+    ("reportingController", "reportingComponent"), ("reason", "reason"), ("type", "type"), ("source", "source"))
+
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("core.openfunction.io", ("v1beta1", "v1beta2"), "Function", "functions",
                  status_subresource=True, custom=True, short_names=("fn",), printer_columns=FUNCTION_COLUMNS),
     ResourceType("", ("v1",), "Secret", "secrets", field_labels=("type",), normalize=_normalize_secret),
-    ResourceType("", ("v1",), "Event", "events", field_labels=_EVENT_FIELDS, short_names=("ev",)),
+    _CORE_EVENTS,
+    ResourceType("events.k8s.io", ("v1",), "Event", "events", short_names=("ev",),
+                 view=View(_CORE_EVENTS, _EVENT_RENAMES, _EVENT_VIEW_FIELDS)),
     ResourceType("coordination.k8s.io", ("v1",), "Lease", "leases"),
 )
 
@@ -173,11 +225,8 @@ class Selector:
 
     @classmethod
     def parse(cls, res: ResourceType, label_selector: str, field_selector: str) -> Selector:
-        fields = _parse_terms(field_selector, allow_existence=False)
-        allowed = ("metadata.name", "metadata.namespace", *res.field_labels)
-        for term in fields:
-            if term.key not in allowed:
-                raise bad_request(f'field label not supported: {term.key}')
+        fields = tuple(Requirement(_stored_label(res, term.key), term.op, term.value)
+                       for term in _parse_terms(field_selector, allow_existence=False))
         return cls(_parse_terms(label_selector, allow_existence=True), fields)
 
     def matches(self, obj: JSON) -> bool:
@@ -185,6 +234,15 @@ class Selector:
         if not all(term.matches(labels) for term in self.labels):
             return False
         return all(term.matches({term.key: _field(obj, term.key)}) for term in self.fields)
+
+
+def _stored_label(res: ResourceType, label: str) -> str:
+    """The stored object's field a selector's label names, as the server converts it."""
+    stored = label if label in ("metadata.name", "metadata.namespace") else (
+        res.view.stored_label(label) if res.view else (label if label in res.field_labels else None))
+    if stored is None:
+        raise bad_request(f"field label not supported: {label}")
+    return stored
 
 
 def _parse_terms(text: str, allow_existence: bool) -> tuple[Requirement, ...]:
@@ -313,7 +371,7 @@ class Store:
 
     def create(self, res: ResourceType, namespace: str, body: JSON, keep_status: bool = False) -> JSON:
         """`keep_status` seeds an object as if its status had already been written."""
-        obj = _ingest(body)
+        obj = _ingest(res, body)
         meta = obj["metadata"]
         if meta.get("namespace") not in (None, "", namespace):
             raise bad_request("the namespace of the provided object does not match the namespace "
@@ -323,29 +381,30 @@ class Store:
             meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_SUFFIX_ALPHABET, k=5))
         if not meta.get("name"):
             raise invalid(res, "", "metadata.name: Required value: name or generateName is required")
-        if res.status_subresource and not keep_status:
+        stored = res.stored
+        if stored.status_subresource and not keep_status:
             obj.pop("status", None)
-        if res.normalize:
-            res.normalize(obj)
+        if stored.normalize:
+            stored.normalize(obj)
         for field_name in ("generation", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(field_name, None)
         with self._cond:
-            key = (res, namespace, meta["name"])
+            key = (res.stored, namespace, meta["name"])
             if key in self._objects:
                 raise ApiError(409, "AlreadyExists", f'{res.group_resource} "{meta["name"]}" already exists',
                                _details(res, meta["name"]))
             self._rv += 1
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), resourceVersion=str(self._rv))
-            if res.custom:
+            if stored.custom:
                 meta["generation"] = 1
             self._objects[key] = obj
-            self._record("ADDED", res, obj)
+            self._record("ADDED", res.stored, obj)
             return copy.deepcopy(obj)
 
     def update(self, res: ResourceType, namespace: str, name: str, body: JSON, target: Target,
                require_resource_version: bool) -> JSON:
         """PUT: replace the object (or only its status) if the resourceVersion precondition holds."""
-        obj = _ingest(body)
+        obj = _ingest(res, body)
         if obj["metadata"].get("name", name) != name:
             raise bad_request(f"the name of the object ({obj['metadata']['name']}) does not match "
                               f"the name on the URL ({name})")
@@ -357,7 +416,7 @@ class Store:
                                          "must be specified for an update")
             if wanted and wanted != current["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
-            return copy.deepcopy(self._commit(res, current, _next_state(res, current, obj, target)))
+            return copy.deepcopy(self._commit(res, current, _next_state(res.stored, current, obj, target)))
 
     def patch(self, res: ResourceType, namespace: str, name: str,
               apply: Callable[[JSON], JSON], target: Target) -> JSON:
@@ -372,7 +431,7 @@ class Store:
             wanted = patched.get("metadata", {}).get("resourceVersion")
             if wanted and wanted != current["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
-            new = _next_state(res, current, _ingest(patched), target)
+            new = _next_state(res.stored, current, _ingest(res, patched), target)
             return copy.deepcopy(self._commit(res, current, new))
 
     def delete(self, res: ResourceType, namespace: str, name: str) -> Deletion:
@@ -392,7 +451,7 @@ class Store:
     def subscribe(self, res: ResourceType, namespace: str | None, selector: Selector,
                   since: int | None) -> Subscription:
         """Open a watch: from `since` replays the history, without it sends synthetic ADDEDs."""
-        sub = Subscription(res, namespace, selector)
+        sub = Subscription(res.stored, namespace, selector)
         with self._cond:
             if since is None:
                 sub.pending = [WatchEvent("ADDED", obj) for obj in self._matching(res, namespace, selector)]
@@ -424,7 +483,7 @@ class Store:
     def watch_count(self, res: ResourceType | None = None) -> int:
         with self._cond:
             return sum(1 for sub in self._subscriptions
-                       if sub.ended is None and res in (None, sub.resource))
+                       if sub.ended is None and (res is None or res.stored == sub.resource))
 
     def is_compacted(self, rv: int) -> bool:
         """Whether the state at `rv` is forgotten: a list continued from it gets 410 Expired."""
@@ -438,14 +497,14 @@ class Store:
             self._floor = self._rv
 
     def _existing(self, res: ResourceType, namespace: str, name: str) -> JSON:
-        obj = self._objects.get((res, namespace, name))
+        obj = self._objects.get((res.stored, namespace, name))
         if obj is None:
             raise not_found(res, name)
         return obj
 
     def _matching(self, res: ResourceType, namespace: str | None, selector: Selector) -> list[JSON]:
         keys = sorted(key for key in self._objects
-                      if key[0] == res and namespace in (None, key[1]))
+                      if key[0] == res.stored and namespace in (None, key[1]))
         return [obj for obj in map(self._objects.__getitem__, keys) if selector.matches(obj)]
 
     def _commit(self, res: ResourceType, current: JSON, new: JSON) -> JSON:
@@ -455,19 +514,19 @@ class Store:
         self._rv += 1
         new["metadata"]["resourceVersion"] = str(self._rv)
         meta = new["metadata"]
-        self._objects[(res, meta["namespace"], meta["name"])] = new
-        self._record("MODIFIED", res, new, current)
+        self._objects[(res.stored, meta["namespace"], meta["name"])] = new
+        self._record("MODIFIED", res.stored, new, current)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             self._remove(res, new)
         return new
 
     def _remove(self, res: ResourceType, current: JSON) -> JSON:
         meta = current["metadata"]
-        del self._objects[(res, meta["namespace"], meta["name"])]
+        del self._objects[(res.stored, meta["namespace"], meta["name"])]
         self._rv += 1
         last = copy.deepcopy(current)
         last["metadata"]["resourceVersion"] = str(self._rv)
-        self._record("DELETED", res, last)
+        self._record("DELETED", res.stored, last)
         return last
 
     def _record(self, event_type: str, res: ResourceType, obj: JSON, prev: JSON | None = None) -> None:
@@ -480,11 +539,13 @@ class Store:
         self._cond.notify_all()
 
 
-def _ingest(body: JSON) -> JSON:
-    """A private copy of a request body, without apiVersion and kind (the URL decides those)."""
+def _ingest(res: ResourceType, body: JSON) -> JSON:
+    """A private copy of a request body as stored, without apiVersion and kind (the URL decides those)."""
     if not isinstance(body, dict):
         raise bad_request("the request body is not a JSON object")
     obj = {key: copy.deepcopy(value) for key, value in body.items() if key not in ("apiVersion", "kind")}
+    if res.view:
+        obj = res.view.storable(obj)
     meta = obj.setdefault("metadata", {})
     if not isinstance(meta, dict):
         raise bad_request("metadata is not a JSON object")

