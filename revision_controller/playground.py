@@ -114,6 +114,7 @@ def instructions(playground: Playground, registry: Registry | None,
              "try, in another terminal:"]
     commands = [f"  {k} get fn -w",
              f"  {k} describe fn {SOURCE_FUNCTION}",
+             f"  {k} get events --field-selector involvedObject.name={SOURCE_FUNCTION}",
              "  # push a commit; within 2s the daemon patches demo-function's status, then it is rebuilt",
              f"  git clone {url} demo && cd demo",
              "  echo '// v3' >> hello/handler.go && git commit -am 'v3' && git push",

@@ -192,14 +192,17 @@ def test_the_printed_kubectl_commands_work_as_pasted(playground: Demo) -> None:
     (watch,) = [line for line in printed if line.endswith(" get fn -w")]
     (describe,) = [line for line in printed if " describe fn demo-function" in line]
     (annotate,) = [line for line in printed if " annotate --overwrite " in line]
+    (said,) = [line for line in printed if " get events " in line]
 
     playground.wait_for_line(r"OpenFunction's part: demo-function rebuilt", PATCH_SECONDS)
     listed = shell(watch.removesuffix(" -w"))
     described = shell(describe)
+    told = shell(said)
     shell(annotate)
 
     assert re.search(r"^demo-function +Succeeded ", listed, re.MULTILINE), listed
     assert re.search(r"Normal +SourceChanged .* source changed from", described), described
+    assert re.search(r"Normal +SourceChanged +function/demo-function +source changed from", told), told
     playground.wait_for_line(r"Function default/demo-function asks for a check now", PATCH_SECONDS)
 
 
