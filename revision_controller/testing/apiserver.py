@@ -6,8 +6,9 @@ HTTP) with the URL shapes, status codes, watch streams and error bodies of the
 real server, and gives tests direct access to the same store. What kubectl 1.33
 needs besides: discovery and openapi (`discovery`), Tables with the Function
 CRD's printer columns and for Events (`tables`), `events.k8s.io/v1` Events (a view
-of the core ones, see `store.View`), server-side apply, paged lists (`limit`,
-`continue`, 410 for a token older than the history) and watch bookmarks.
+of the core ones, see `store.View`), Secrets POSTed in protobuf (`protobuf`),
+server-side apply, paged lists (`limit`, `continue`, 410 for a token older than
+the history) and watch bookmarks.
 
 `chaos()` makes a seeded share of requests fail as real servers and networks do (5xx, 429, 409, 410, cut watches,
 late answers, resets) until `calm()`; `blackhole(token)` cuts one client off. Run it alone with
@@ -45,6 +46,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import yaml
 
 from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
+from revision_controller.testing import protobuf
 from revision_controller.testing.certificates import Certificates
 from revision_controller.testing.discovery import AGGREGATED_MEDIA_TYPE, aggregated, legacy, openapi, wants
 from revision_controller.testing.patches import PatchError, json_patch, merge_patch
@@ -622,6 +624,8 @@ def _yaml_body(request: Request) -> JSON:
 
 
 def _json_body(request: Request) -> JSON:
+    if request.content_type == protobuf.MEDIA_TYPE:
+        return protobuf.decode(request.body)
     body = _json_value(request)
     if not isinstance(body, dict):
         raise bad_request("the request body is not a JSON object")

@@ -248,3 +248,26 @@ def test_enabled_with_annotate_the_daemon_records_a_commit_and_describe_shows_th
     (served,) = as_events_v1["items"]
     assert (served["apiVersion"], served["note"], served["regarding"]["name"]) == (
         "events.k8s.io/v1", event["message"], "demo")
+
+
+def test_a_token_secret_made_with_kubectl_create_secret_opens_a_private_repository(
+        apiserver: ApiServer, kubectl: Kubectl, start_daemon: Callable[..., Any], tmp_path: Path) -> None:
+    """`kubectl create secret` sends protobuf, as the README's instructions make operators do."""
+    password = "kubectl-made-token"
+    with GitServer(password=password) as git:
+        repository = git.create_repository("private")
+        built = repository.head()
+        manifest = function_manifest("private", repository.url, "repo-type: git\npolling-interval: 1s",
+                                     credentials="git-token")
+        (tmp_path / "private.yaml").write_text(yaml.safe_dump(manifest))
+        ok(kubectl, "apply", "-f", tmp_path / "private.yaml")
+        apiserver.patch_status(FUNCTIONS, "Function", NAMESPACE, "private", {"status": {
+            "build": {"state": "Succeeded"}, "sources": [{"name": "default", "git": {"commitSha": built}}]}})
+        ok(kubectl, "create", "secret", "generic", "git-token", f"--from-literal=password={password}")
+        start_daemon()
+        pushed = repository.commit("a change", {"functions/private/main.go": "package main // 2"})
+        wait_for(lambda: ok(kubectl, "get", "fn", "private", "-o", "jsonpath={.status.sources[0].git.commitSha}")
+                 == pushed, FIRST_POLL, "the daemon to record the pushed commit with the Secret's token")
+    posted = [r for r in apiserver.requests if r.method == "POST" and r.path.endswith("/secrets")]
+    assert [r.content_type for r in posted] == ["application/vnd.kubernetes.protobuf"]
+    assert ok(kubectl, "get", "secret", "git-token", "-o", "jsonpath={.type}") == "Opaque"
