@@ -7,7 +7,7 @@ real server, and gives tests direct access to the same store. What kubectl 1.33
 needs besides: discovery and openapi (`discovery`), Tables with the Function
 CRD's printer columns and for Events (`tables`), `events.k8s.io/v1` Events (a view
 of the core ones, see `store.View`), Secrets POSTed in protobuf (`protobuf`),
-server-side apply, paged lists (`limit`, `continue`, 410 for a token older than
+server-side apply, dry runs, paged lists (`limit`, `continue`, 410 for a token older than
 the history) and watch bookmarks.
 
 `chaos()` makes a seeded share of requests fail as real servers and networks do (5xx, 429, 409, 410, cut watches,
@@ -488,7 +488,7 @@ class Api:
     def _post(self, route: Route, request: Request) -> Reply:
         if route.name is not None or route.namespace is None:
             raise _method_not_allowed()
-        created = self.store.create(route.resource, route.namespace, _json_body(request))
+        created = self.store.create(route.resource, route.namespace, _json_body(request), dry_run=_dry_run(request))
         return Reply(201, route.resource.render(created, route.version))
 
     def _put(self, route: Route, request: Request) -> Reply:
@@ -496,7 +496,7 @@ class Api:
             raise _method_not_allowed()
         res = route.resource
         updated = self.store.update(res, route.namespace or "", route.name, _json_body(request),
-                                    _target(route), require_resource_version=res.custom)
+                                    _target(route), require_resource_version=res.custom, dry_run=_dry_run(request))
         return Reply(200, res.render(updated, route.version))
 
     def _patch(self, route: Route, request: Request) -> Reply:
@@ -506,7 +506,7 @@ class Api:
         if request.content_type == APPLY_PATCH:
             return self._apply(route, route.name, request)
         apply = _patcher(res, version, request)
-        patched = self.store.patch(res, route.namespace or "", route.name, apply, _target(route))
+        patched = self.store.patch(res, route.namespace or "", route.name, apply, _target(route), _dry_run(request))
         return Reply(200, res.render(patched, version))
 
     def _apply(self, route: Route, name: str, request: Request) -> Reply:
@@ -525,17 +525,19 @@ class Api:
             if error.code != 404 or route.status:
                 raise
             created = self.store.create(res, namespace, {**config, "metadata": {**config.get("metadata", {}),
-                                                                                "name": name}})
+                                                                                "name": name}},
+                                        dry_run=_dry_run(request))
             return Reply(201, res.render(created, version))
         patched = self.store.patch(res, namespace, name, lambda obj: merge_patch(res.render(obj, version), config),
-                                   _target(route))
+                                   _target(route), _dry_run(request))
         return Reply(200, res.render(patched, version))
 
     def _delete(self, route: Route, request: Request) -> Reply:
         if route.name is None or route.status:
             raise _method_not_allowed()
         res = route.resource
-        deletion = self.store.delete(res, route.namespace or "", route.name)
+        deletion = self.store.delete(res, route.namespace or "", route.name,
+                                     _dry_run(request) or _deletion_dry_run(request))
         if not deletion.gone:
             return Reply(200, res.render(deletion.obj, route.version))
         return Reply(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -596,6 +598,25 @@ def _patcher(res: ResourceType, version: str, request: Request) -> Callable[[JSO
                    "the body of the request was in an unknown format - accepted media types include: "
                    f"{JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}"
                    + ("" if res.custom else f", {STRATEGIC_MERGE_PATCH}"))
+
+
+def _dry_run(request: Request) -> bool:
+    """`dryRun=All`: the write is checked and answered, not stored (`kubectl diff`, `--dry-run=server`)."""
+    value = request.query.get("dryRun", "")
+    if value not in ("", "All"):
+        raise bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return value == "All"
+
+
+def _deletion_dry_run(request: Request) -> bool:
+    """A dry run asked for in the DeleteOptions body, where client-go puts it."""
+    options = _json_value(request) if request.body else None
+    dry_run = options.get("dryRun") if isinstance(options, dict) else None
+    if dry_run in (None, []):
+        return False
+    if dry_run != ["All"]:
+        raise bad_request(f'dryRun: Unsupported value: {json.dumps(dry_run)}: supported values: "All"')
+    return True
 
 
 def _target(route: Route) -> Target:

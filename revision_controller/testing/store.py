@@ -369,8 +369,10 @@ class Store:
             items = [copy.deepcopy(obj) for obj in self._matching(res, namespace, selector)]
             return items, self._rv
 
-    def create(self, res: ResourceType, namespace: str, body: JSON, keep_status: bool = False) -> JSON:
-        """`keep_status` seeds an object as if its status had already been written."""
+    def create(self, res: ResourceType, namespace: str, body: JSON, keep_status: bool = False,
+               dry_run: bool = False) -> JSON:
+        """`keep_status` seeds an object as if its status had already been written. With `dry_run`,
+        every check and default as for a create, and nothing stored: the object has no resourceVersion."""
         obj = _ingest(res, body)
         meta = obj["metadata"]
         if meta.get("namespace") not in (None, "", namespace):
@@ -393,16 +395,19 @@ class Store:
             if key in self._objects:
                 raise ApiError(409, "AlreadyExists", f'{res.group_resource} "{meta["name"]}" already exists',
                                _details(res, meta["name"]))
-            self._rv += 1
-            meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), resourceVersion=str(self._rv))
+            meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now())
             if stored.custom:
                 meta["generation"] = 1
+            if dry_run:
+                return copy.deepcopy(obj)
+            self._rv += 1
+            meta["resourceVersion"] = str(self._rv)
             self._objects[key] = obj
             self._record("ADDED", res.stored, obj)
             return copy.deepcopy(obj)
 
     def update(self, res: ResourceType, namespace: str, name: str, body: JSON, target: Target,
-               require_resource_version: bool) -> JSON:
+               require_resource_version: bool, dry_run: bool = False) -> JSON:
         """PUT: replace the object (or only its status) if the resourceVersion precondition holds."""
         obj = _ingest(res, body)
         if obj["metadata"].get("name", name) != name:
@@ -416,10 +421,10 @@ class Store:
                                          "must be specified for an update")
             if wanted and wanted != current["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
-            return copy.deepcopy(self._commit(res, current, _next_state(res.stored, current, obj, target)))
+            return copy.deepcopy(self._commit(res, current, _next_state(res.stored, current, obj, target), dry_run))
 
     def patch(self, res: ResourceType, namespace: str, name: str,
-              apply: Callable[[JSON], JSON], target: Target) -> JSON:
+              apply: Callable[[JSON], JSON], target: Target, dry_run: bool = False) -> JSON:
         """PATCH: `apply` maps a copy of the current object to the patched one.
 
         A resourceVersion the patch put into the object acts as a precondition."""
@@ -432,21 +437,21 @@ class Store:
             if wanted and wanted != current["metadata"]["resourceVersion"]:
                 raise conflict(res, name)
             new = _next_state(res.stored, current, _ingest(res, patched), target)
-            return copy.deepcopy(self._commit(res, current, new))
+            return copy.deepcopy(self._commit(res, current, new, dry_run))
 
-    def delete(self, res: ResourceType, namespace: str, name: str) -> Deletion:
+    def delete(self, res: ResourceType, namespace: str, name: str, dry_run: bool = False) -> Deletion:
         with self._cond:
             current = self._existing(res, namespace, name)
             meta = current["metadata"]
             if not meta.get("finalizers"):
-                return Deletion(copy.deepcopy(self._remove(res, current)), gone=True)
+                return Deletion(copy.deepcopy(current if dry_run else self._remove(res, current)), gone=True)
             if meta.get("deletionTimestamp"):
                 return Deletion(copy.deepcopy(current), gone=False)
             marked = copy.deepcopy(current)
             marked["metadata"].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=0)
             if "generation" in meta:
                 marked["metadata"]["generation"] = meta["generation"] + 1
-            return Deletion(copy.deepcopy(self._commit(res, current, marked)), gone=False)
+            return Deletion(copy.deepcopy(self._commit(res, current, marked, dry_run)), gone=False)
 
     def subscribe(self, res: ResourceType, namespace: str | None, selector: Selector,
                   since: int | None) -> Subscription:
@@ -507,10 +512,11 @@ class Store:
                       if key[0] == res.stored and namespace in (None, key[1]))
         return [obj for obj in map(self._objects.__getitem__, keys) if selector.matches(obj)]
 
-    def _commit(self, res: ResourceType, current: JSON, new: JSON) -> JSON:
-        """Store an update; an unchanged object is not written, as etcd skips identical writes."""
-        if new == current:
-            return current
+    def _commit(self, res: ResourceType, current: JSON, new: JSON, dry_run: bool = False) -> JSON:
+        """Store an update; an unchanged object is not written, as etcd skips identical writes.
+        A dry run returns the update at the current resourceVersion and stores nothing."""
+        if dry_run or new == current:
+            return new
         self._rv += 1
         new["metadata"]["resourceVersion"] = str(self._rv)
         meta = new["metadata"]

@@ -168,6 +168,25 @@ def test_label_annotate_and_delete(apiserver: ApiServer, kubectl: Kubectl) -> No
     assert [f["metadata"]["name"] for f in apiserver.list(FUNCTIONS, "Function")] == ["two"]
 
 
+def test_diff_and_server_dry_runs_change_nothing(apiserver: ApiServer, kubectl: Kubectl, tmp_path: Path) -> None:
+    manifest = function_manifest("planned", "https://example.com/team/planned.git", switch="disable")
+    (tmp_path / "planned.yaml").write_text(yaml.safe_dump(manifest))
+    assert "(server dry run)" in ok(kubectl, "apply", "--dry-run=server", "-f", tmp_path / "planned.yaml")
+    assert apiserver.list(FUNCTIONS, "Function") == []
+    ok(kubectl, "apply", "-f", tmp_path / "planned.yaml")
+    before = apiserver.resource_version
+    manifest["spec"]["image"] = "registry.example/planned:v2"
+    (tmp_path / "planned.yaml").write_text(yaml.safe_dump(manifest))
+    diff = kubectl("diff", "-f", tmp_path / "planned.yaml")
+    assert diff.returncode == 1 and "+  image: registry.example/planned:v2" in diff.stdout, diff.stdout + diff.stderr
+    assert "(server dry run)" in ok(kubectl, "delete", "--dry-run=server", "fn", "planned")
+    assert "(server dry run)" in ok(kubectl, "create", "secret", "generic", "t", "--from-literal=password=x",
+                                    "--dry-run=server")
+    assert apiserver.resource_version == before
+    assert apiserver.get(FUNCTIONS, "Function", NAMESPACE, "planned")["spec"]["image"] != manifest["spec"]["image"]
+    assert apiserver.list("v1", "Secret") == []
+
+
 class Lines:
     """The lines a process prints, read with a deadline (no buffering hides one from `select`)."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from revision_controller.testing import ApiServer
 from revision_controller.testing.apiserver import TOKEN
@@ -129,3 +130,25 @@ def test_the_printer_columns_json_paths() -> None:
     obj = {"a": {"b": [{"t": "x", "v": 1}, {"t": "y", "v": 2}]}}
     assert find(obj, '.a.b[?(@.t=="y")].v') == [2]
     assert find(obj, "{.a.b[0].t}") == ["x"] and find(obj, ".a.missing") == []
+
+
+def test_dry_runs_answer_as_the_write_would_and_store_nothing(server: ApiServer, custom: client.CustomObjectsApi,
+                                                              core: client.CoreV1Api) -> None:
+    created = custom.create_namespaced_custom_object(*FUNCTIONS, function("f", image="a"), dry_run="All")
+    assert created["metadata"]["uid"] and "resourceVersion" not in created["metadata"]
+    assert server.list(f"{GROUP}/{V1BETA2}", "Function") == []
+    server.create(function("f", image="a"))
+    before = server.resource_version
+    stored = server.get(f"{GROUP}/{V1BETA2}", "Function", NS, "f")
+    assert stored is not None
+    replaced = custom.replace_namespaced_custom_object(*FUNCTIONS, "f", {**stored, "spec": {"image": "b"}},
+                                                       dry_run="All")
+    patched = custom.patch_namespaced_custom_object_status(*FUNCTIONS, "f", {"status": {"phase": "x"}}, dry_run="All")
+    assert (replaced["spec"], replaced["metadata"]["generation"], patched["status"]) == (
+        {"image": "b"}, 2, {"phase": "x"})
+    custom.delete_namespaced_custom_object(*FUNCTIONS, "f", dry_run="All")
+    assert server.resource_version == before
+    assert server.get(f"{GROUP}/{V1BETA2}", "Function", NS, "f") == stored
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_secret(NS, client.V1Secret(metadata=client.V1ObjectMeta(name="s")), dry_run="Some")
+    assert refused.value.status == 400 and 'supported values: "All"' in json.loads(refused.value.body)["message"]
