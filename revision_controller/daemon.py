@@ -78,8 +78,10 @@ class Controller:
     """Turns Function changes into target plans. Called from the watch threads."""
 
     def __init__(self, config: DaemonConfig, functions: FunctionsApi, events: EventRecorder,
-                 book: SubscriptionBook, scheduler: TargetScheduler, prompts: Prompts) -> None:
+                 book: SubscriptionBook, scheduler: TargetScheduler, prompts: Prompts,
+                 on_dropped: Callable[[FunctionRef], None]) -> None:
         self._config = config
+        self._on_dropped = on_dropped
         self._prompts = prompts
         self._functions = functions
         self._events = events
@@ -118,6 +120,7 @@ class Controller:
         targets = self._book.unsubscribe(ref)
         if targets:
             log.info("Function %s unsubscribed: %s", ref, why)
+        self._on_dropped(ref)
         self._replan(targets)
 
     def resynced(self, namespace: str | None, views: list[FunctionView]) -> None:
@@ -204,7 +207,8 @@ class Daemon:
         self.scheduler = TargetScheduler(self.poller.poll, self.poller.forget, config.workers,
                                          stretch=self.poller.stretch, on_late=self._late,
                                          on_overlap=self._overlapped)
-        self.controller = Controller(config, self.functions, self.events, self.book, self.scheduler, self.prompts)
+        self.controller = Controller(config, self.functions, self.events, self.book, self.scheduler, self.prompts,
+                                     self.poller.unsubscribed)
         self.watchers = [
             FunctionWatcher(self.functions, namespace, self.controller.changed, self.controller.deleted,
                             self.controller.resynced, self.stopping)

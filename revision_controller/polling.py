@@ -199,6 +199,14 @@ class TargetPoller:
             key = self._budget_keys.get(target)
         return self._budgets.stretch(key, time.time()) if key else 1.0
 
+    def unsubscribed(self, ref: FunctionRef) -> None:
+        """Forget what was said to a Function that is deleted or no longer watched."""
+        with self._lock:
+            self._stretch_told.pop(ref, None)
+            self._unchanged_told.pop(ref, None)
+            for failure in self._failures.values():
+                failure.told.discard(ref)
+
     def forget(self, target: Target) -> None:
         with self._lock:
             connection = self._connections.pop(target, None)

@@ -25,6 +25,7 @@ class RecordedPlans:
     plans: list[tuple[str, float | None]] = field(default_factory=list)
     woken: list[str] = field(default_factory=list)
     now: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
 
     def replan(self, target: Target, interval: float | None) -> None:
         self.plans.append((target.source.repository, interval))
@@ -36,6 +37,9 @@ class RecordedPlans:
         self.now.append(target.source.repository)
         return True
 
+    def unsubscribed(self, ref: FunctionRef) -> None:
+        self.dropped.append(str(ref))
+
 
 @dataclass
 class Versioned:
@@ -45,7 +49,8 @@ class Versioned:
 def controller() -> tuple[Controller, RecordedEvents, RecordedPlans, SubscriptionBook]:
     events, plans, book = RecordedEvents(), RecordedPlans(), SubscriptionBook()
     prompts = Prompts(book, plans.poll_now, lambda: True, lambda ref, value: None)
-    return Controller(DaemonConfig(), Versioned(), events, book, plans, prompts), events, plans, book
+    return (Controller(DaemonConfig(), Versioned(), events, book, plans, prompts, plans.unsubscribed),
+            events, plans, book)
 
 
 def fn(name: str, params: str = "", switch: str = "enable", repo: str = "o/r", rv: str = "1",
@@ -83,6 +88,7 @@ def test_disabling_or_deleting_replans_and_the_last_one_out_stops_the_target() -
     control.deleted(FunctionRef("ns", "a"))
     assert plans.plans[-2:] == [("o/r", 60), ("o/r", None)]
     assert book.targets() == set()
+    assert plans.dropped == ["ns/b", "ns/a"]  # so the poller forgets what it told them
 
 
 def test_a_notice_is_told_once_until_it_changes() -> None:

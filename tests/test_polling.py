@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from providers.base import (
+    ChangedFiles,
     GitSource,
     ImageReference,
     NotFound,
@@ -22,8 +23,10 @@ from providers.base import (
 from providers.github import HeadQuery
 from revision_controller.budgets import MAX_STRETCH, BudgetKey, Budgets
 from revision_controller.cadence import PollOutcome
+from revision_controller.decision import Change
 from revision_controller.function import FunctionRef, FunctionView
 from revision_controller.metrics import Metrics
+from revision_controller.paths import path_filter
 from revision_controller.polling import TargetPoller
 from revision_controller.prompts import Prompts
 from revision_controller.subscriptions import SubscriptionBook
@@ -52,6 +55,9 @@ class FakeGit:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    def changed_files(self, base: str, head: str) -> ChangedFiles:
+        return ChangedFiles(("README.md",))
 
     def close(self) -> None:
         self.closed = True
@@ -94,6 +100,8 @@ class FakePatcher:
               screen: Any = None) -> str:
         self.applied.append((type_, view.ref.name, observed))
         self.found_through.append(found_through)
+        if screen is not None and screen(view, Change({}, "SourceChanged", "moved")) is None:
+            return "unchanged"
         return "patched"
 
 
@@ -311,3 +319,35 @@ def test_past_the_ceiling_a_github_poll_joins_the_batch_which_delivers_its_head(
     poller.batcher.flush()
     assert asked == [("https://api.github.com", "t1", [HeadQuery("o/r", "main")])]
     assert patcher.applied == [("source", "a", "d" * 40)]
+
+
+def created_again(rig: Rig, name: str, **subscription: Any) -> None:
+    """The Function deleted and created again with the same name and status, as the Controller tells the poller."""
+    ref = FunctionRef("ns", name)
+    rig.book.unsubscribe(ref)
+    rig.poller.unsubscribed(ref)
+    rig.book.subscribe(Subscription(ref, REPO, 1.0, "source", **subscription),
+                       FunctionView(ref, "uid-2", "1", commit_sha="1" * 40))
+
+
+def test_a_function_created_again_is_told_again_that_its_target_fails() -> None:
+    rig = setup(REPO, ("a", "source"), answers=[Unavailable("down")] * 3)
+    rig.poller.poll(REPO)
+    rig.poller.poll(REPO)
+    created_again(rig, "a")
+    rig.poller.poll(REPO)
+    assert [(name, reason) for name, reason, _ in rig.events.seen] == [("a", "PollFailed"), ("a", "PollFailed")]
+
+
+def test_a_function_created_again_is_told_again_that_its_files_did_not_change() -> None:
+    paths = path_filter(["functions/a"], "")
+    rig = setup(REPO, answers=["2" * 40] * 3)
+    ref = FunctionRef("ns", "a")
+    rig.book.subscribe(Subscription(ref, REPO, 1.0, "source", paths=paths),
+                       FunctionView(ref, "uid", "1", commit_sha="1" * 40))
+    rig.poller.poll(REPO)
+    rig.poller.poll(REPO)
+    created_again(rig, "a", paths=paths)
+    rig.poller.poll(REPO)
+    assert [(name, reason) for name, reason, _ in rig.events.seen] == [
+        ("a", "SourceUnchangedInPaths"), ("a", "SourceUnchangedInPaths")]
