@@ -129,6 +129,31 @@ def test_drops_into_the_umbrella_charts_templates_folder(helm: Tool, bundle: lis
     assert keyed(render(helm, *ENABLE, *WEBHOOK, chart=umbrella, release="openfunction")) == without_namespace(bundle)
 
 
+@pytest.mark.parametrize("webhook", [False, True], ids=["contract-values", "and-webhooks"])
+def test_renders_from_the_contracts_values_alone(helm: Tool, bundle: list[dict], tmp_path: Path, webhook: bool) -> None:
+    """An umbrella chart holding only the values OpenFunction's chart always had (enable, image.*), as after
+    `helm upgrade --reuse-values` from it: everything else is left out, and nothing fails to render."""
+    umbrella = tmp_path / "openfunction"
+    shutil.copytree(CHART / "templates", umbrella / "templates" / "revision-controller")
+    (umbrella / "Chart.yaml").write_text(yaml.safe_dump({"apiVersion": "v2", "name": "openfunction",
+                                                          "version": "1.2.0"}))
+    image = {"repository": "registry.example/revision-controller", "tag": "9.9.9", "pullPolicy": "Always"}
+    (umbrella / "values.yaml").write_text(yaml.safe_dump({"revisionController": {"enable": False, "image": image}}))
+    helm("lint", "--strict", umbrella, *ENABLE)
+    objects = keyed(render(helm, *ENABLE, *(WEBHOOK if webhook else ()), chart=umbrella, release="openfunction"))
+    expected = without_namespace(bundle) if webhook else without_webhooks(without_namespace(bundle))
+    assert objects.keys() == expected.keys()
+    spec = deployment(list(objects.values()))["spec"]
+    (main,) = spec["template"]["spec"]["containers"]
+    (bundled,) = deployment(list(expected.values()))["spec"]["template"]["spec"]["containers"]
+    assert "replicas" not in spec and "affinity" not in spec["template"]["spec"] and "resources" not in main
+    assert (main["image"], main["imagePullPolicy"]) == ("registry.example/revision-controller:9.9.9", "Always")
+    assert main["args"] == [arg for arg in bundled["args"] if not arg.startswith("--log-level=")]
+    volumes = {volume["name"]: volume for volume in spec["template"]["spec"]["volumes"]}
+    assert volumes.get("webhook-secret", {}).get("secret", {}).get("secretName") == (
+        "revision-controller-webhook" if webhook else None)
+
+
 def test_versions_agree_with_the_package(bundle: list[dict]) -> None:
     package = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
