@@ -141,3 +141,17 @@ def test_an_image_pinned_by_digest_says_why_it_is_not_watched(
     start_daemon()
     (event,) = wait_for(lambda: events(apiserver, "NotWatched", "pinned"), 10, "NotWatched")
     assert "pinned by digest" in event["message"]
+
+
+def test_paths_on_an_image_function_is_ignored_with_a_warning_and_the_image_still_watched(
+        apiserver: ApiServer, registry: Registry, functions, start_daemon) -> None:
+    first = registry.push_image("pathed", "v1", b"one")
+    create_with_status(functions, image_function(
+        "pathed", 'type: image\ninsecure-registry: true\npolling-interval: 1s\npaths: ["src"]',
+        image=registry.reference("pathed", "v1")),
+        {"serving": {"state": "Running", "resourceHash": "abc"}, "revision": {"imageDigest": first}})
+    start_daemon()
+    (told,) = wait_for(lambda: events(apiserver, "UnknownParameters", "pathed"), FIRST_POLL, "UnknownParameters")
+    assert told["type"] == "Warning" and "paths is ignored for type image" in told["message"]
+    second = registry.push_image("pathed", "v1", b"two")
+    wait_for(lambda: served_digest(functions, "pathed") == second, WITHIN, "the new digest despite paths")

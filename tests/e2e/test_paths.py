@@ -153,3 +153,22 @@ def test_paths_that_leave_the_repository_are_invalid_parameters_told_on_the_func
     (invalid,) = wait_for(lambda: events(apiserver, "InvalidParameters", "escape"), FIRST_POLL,
                           "InvalidParameters")
     assert "leaves the repository" in invalid["message"] and invalid["type"] == "Warning"
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab", "gitee"])
+def test_on_a_public_repository_without_a_token_the_comparison_is_a_git_fetch_not_the_api(
+        apiserver: ApiServer, functions, start_daemon, kind: str) -> None:
+    with serving(kind) as host:
+        repository = host.forge.create_repository("team/open")
+        base = repository.commit("three functions", FILES)
+        for name, params in (("a", PATHS), ("c", None)):
+            settings = "\n".join(part for part in (host.params(), params) if part)
+            create(functions, function_manifest(name, host.url("team/open"), settings), base)
+        start_daemon()
+        wait_for(host.git_requests, FIRST_POLL, "a read over git")
+        in_c = repository.commit("change c", {"functions/c/main.go": "c2"})
+        wait_recorded(functions, "c", in_c)
+        (skipped,) = wait_for(lambda: unchanged_events(apiserver, "a"), WITHIN, "a told it was not rebuilt")
+        fetched = [r for r in host.git_requests() if r.path.endswith("/git-upload-pack")]
+    assert "functions/c/main.go" in skipped["message"] and recorded(functions, "a") == base
+    assert fetched and host.api_requests() == []  # no REST rate limit spent on a public repository
