@@ -63,6 +63,9 @@ def for_status(status: int, subject: Asked, *, has_token: bool, rate_limited: bo
         return throttled(subject, status, retry_after, has_token=has_token)
     if status in (401, 403):
         return Unauthorized(f"{subject}: {_refused(status, has_token)}")
+    if status == 407:
+        return ProviderError(f"{subject}: the forward proxy asks for credentials (HTTP 407): put them in "
+                             "the proxy URL of HTTPS_PROXY or HTTP_PROXY (http://USER:PASSWORD@HOST:PORT)")
     if status == 404:
         return NotFound(f"{subject}: not found (HTTP 404): no such repository or branch, "
                         f"or it is private and {_TOKEN_HINT}")

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import io
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import urllib3
 from dulwich.client import Urllib3HttpGitClient
@@ -95,16 +97,37 @@ class _Budget:
         return read_within_budget
 
 
-def _open_pool(timeout: float) -> urllib3.PoolManager:
+@dataclass(frozen=True)
+class _PoolKey:
+    timeout: float
+    proxy: str | None = field(default=None, repr=False)  # its URL may carry a password
+
+
+def _open_pool(key: _PoolKey) -> urllib3.PoolManager:
     retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
                             redirect=smarthttp.MAX_REDIRECTS)
-    return urllib3.PoolManager(num_pools=32, maxsize=4, headers={"User-Agent": smarthttp.USER_AGENT},
-                               ssl_context=verifying_tls(), retries=retries,
-                               timeout=urllib3.Timeout(connect=timeout, read=timeout))
+    headers = {"User-Agent": smarthttp.USER_AGENT}
+    per_pool: dict[str, Any] = {"maxsize": 4, "ssl_context": verifying_tls(), "retries": retries,
+                                "timeout": urllib3.Timeout(connect=key.timeout, read=key.timeout)}
+    if key.proxy is None:
+        return urllib3.PoolManager(num_pools=32, headers=headers, **per_pool)
+    auth = urllib3.util.parse_url(key.proxy).auth
+    proxy_headers = urllib3.make_headers(proxy_basic_auth=unquote(auth)) if auth else None
+    return urllib3.ProxyManager(key.proxy, num_pools=32, headers=headers, proxy_headers=proxy_headers, **per_pool)
 
 
-# One connection pool for every repository: dulwich adds the credentials to each request.
-_POOLS: SharedClients[float, urllib3.PoolManager] = SharedClients(_open_pool, urllib3.PoolManager.clear)
+def proxy_for(url: str) -> str | None:
+    """The forward proxy the environment names for `url`, read as httpx and requests read it
+    (HTTPS_PROXY or HTTP_PROXY by scheme, else ALL_PROXY; none for a host NO_PROXY names)."""
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass_environment(parts.netloc, proxies):  # type: ignore[attr-defined]  # not in typeshed
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
+# One connection pool for every repository (per proxy): dulwich adds the credentials to each request.
+_POOLS: SharedClients[_PoolKey, urllib3.PoolManager] = SharedClients(_open_pool, urllib3.PoolManager.clear)
 
 
 class _Client(Urllib3HttpGitClient):
@@ -148,7 +171,7 @@ class Remote:
         self._has_token = bool(token)
         self.timeout = timeout
         self.max_pack_bytes = max_pack_bytes
-        self._lease = _POOLS.lease(timeout)
+        self._lease = _POOLS.lease(_PoolKey(timeout, proxy_for(self._url)))
 
     def changed_files(self, base: str, head: str, subject: Subject) -> ChangedFiles:
         """As `GitProvider.changed_files`; `subject` names the repository in errors."""

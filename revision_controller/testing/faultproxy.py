@@ -1,4 +1,5 @@
-"""A faulty reverse proxy on loopback, in front of any of the HTTP stand-ins.
+"""A faulty proxy on loopback: a reverse proxy in front of any of the HTTP stand-ins, or
+(`ForwardProxy`) a forward proxy, as `HTTP_PROXY`/`HTTPS_PROXY` name one.
 
 Put it between the daemon and a git server, a forge stand-in or the registry: it
 forwards each request (method, path, query, headers and body, as sent) to the
@@ -18,19 +19,23 @@ except to HEAD, 204 and 304, whose headers pass as the upstream wrote them.
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
+import hmac
 import http.client
 import random
+import select
 import socket
 import struct
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from providers.base import DEFAULT_TIMEOUT_SECONDS
 from revision_controller.testing.service import ClosingHTTPServer, Service, Serving, read_chunked
@@ -41,7 +46,9 @@ PROXY_KINDS = ("500", "502", "503", "429", "delay", "reset", "truncate")
 DELAY_SECONDS = DEFAULT_TIMEOUT_SECONDS + 1.0
 RETRY_AFTER_SECONDS = 1
 UPSTREAM_TIMEOUT_SECONDS = 30.0
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+RELAY_POLL_SECONDS = 0.25  # how often an idle tunnel checks whether the proxy is stopping
+# Proxy-Authorization never reaches the upstream; Proxy-Authenticate is not here: a ForwardProxy's 407 carries it.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authorization", "te",
                         "trailer", "transfer-encoding", "upgrade", "content-length"})
 
 
@@ -87,10 +94,7 @@ class FaultProxy(Service):
     """Forwards to `upstream` (`http://host:port`); `delay` is how long a delayed answer waits."""
 
     def __init__(self, upstream: str, *, delay: float = DELAY_SECONDS, host: str = "127.0.0.1") -> None:
-        parts = urlsplit(upstream)
-        if parts.scheme != "http" or not parts.hostname or not parts.port:
-            raise ValueError(f"the upstream must be http://HOST:PORT, not {upstream!r}")
-        self.upstream = (parts.hostname, parts.port)
+        self.upstream = _origin(upstream)
         self.delay = delay
         self._host = host
         self._lock = threading.Lock()
@@ -165,11 +169,20 @@ class FaultProxy(Service):
         with self._lock:
             self._log.append(request)
 
+    def route(self, target: str) -> tuple[tuple[str, int], str]:
+        """Where a request for `target` goes, and the path it asks there."""
+        return self.upstream, target
+
+    def refusal(self, headers: Message) -> _Answer | None:
+        """An answer that stops the request before it is forwarded; None lets it through."""
+        return None
+
     def forward(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> _Answer:
         """The upstream's answer to the request; a 502 when the upstream cannot be reached."""
-        connection = http.client.HTTPConnection(*self.upstream, timeout=UPSTREAM_TIMEOUT_SECONDS)
+        upstream, path = self.route(target)
+        connection = http.client.HTTPConnection(*upstream, timeout=UPSTREAM_TIMEOUT_SECONDS)
         try:
-            connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
             for name, value in headers:
                 connection.putheader(name, value)
             if body or method in ("POST", "PUT", "PATCH"):
@@ -178,10 +191,52 @@ class FaultProxy(Service):
             response = connection.getresponse()
             return _Answer(response.status, response.reason, response.getheaders(), response.read())
         except (OSError, http.client.HTTPException) as error:
-            text = f"the fault proxy could not reach {self.upstream[0]}:{self.upstream[1]}: {error}\n"
+            text = f"the fault proxy could not reach {upstream[0]}:{upstream[1]}: {error}\n"
             return _Answer(502, "Bad Gateway", [("Content-Type", "text/plain")], text.encode())
         finally:
             connection.close()
+
+
+class ForwardProxy(FaultProxy):
+    """A forward proxy: a request in absolute form (`GET http://host:port/path`) goes to the host it
+    names, `CONNECT host:port` opens a tunnel (recorded, never faulted: what passes is TLS). With
+    `credentials`, a request without them as Basic `Proxy-Authorization` gets 407. `url` is what
+    goes in `HTTP_PROXY`/`HTTPS_PROXY`, with the credentials when there are some. `names` maps
+    host names only the proxy resolves (as a proxy resolves names a pod cannot) to addresses."""
+
+    def __init__(self, *, credentials: tuple[str, str] | None = None, names: dict[str, str] | None = None,
+                 delay: float = DELAY_SECONDS, host: str = "127.0.0.1") -> None:
+        super().__init__(f"http://{host}:1", delay=delay, host=host)
+        self.credentials = credentials
+        self.names = dict(names or {})
+
+    @property
+    def url(self) -> str:
+        user = f"{quote(self.credentials[0])}:{quote(self.credentials[1])}@" if self.credentials else ""
+        return f"http://{user}{self.host}"
+
+    def route(self, target: str) -> tuple[tuple[str, int], str]:
+        parts = urlsplit(target)
+        path = parts.path or "/"
+        host, port = _origin(f"http://{parts.netloc}")
+        return (self.names.get(host, host), port), f"{path}?{parts.query}" if parts.query else path
+
+    def refusal(self, headers: Message) -> _Answer | None:
+        if self.credentials is None:
+            return None
+        expected = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
+        if hmac.compare_digest(headers.get("Proxy-Authorization", "").encode(), expected.encode()):
+            return None
+        return _Answer(407, "Proxy Authentication Required",
+                       [("Proxy-Authenticate", 'Basic realm="forward proxy"'), ("Content-Type", "text/plain")],
+                       b"proxy credentials required\n")
+
+
+def _origin(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"an upstream must be http://HOST[:PORT], not {url!r}")
+    return parts.hostname, parts.port or 80
 
 
 def _fault_answer(kind: str) -> _Answer:
@@ -226,6 +281,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
+    def do_CONNECT(self) -> None:
+        """A tunnel to the host and port named, for a forward proxy; a reverse proxy has none."""
+        proxy = self.server.proxy
+        arrived = time.monotonic()
+        self.close_connection = True
+        upstream, refused = self._tunnel(proxy)
+        proxy.record(ProxiedRequest("CONNECT", self.path, refused.status if refused else 200, "", arrived))
+        if upstream is None:
+            self._send(_head(refused, "CONNECT") + refused.body if refused else b"")
+            return
+        with upstream:
+            self._send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            _relay(self.connection, upstream, proxy.stopping)
+
+    def _tunnel(self, proxy: FaultProxy) -> tuple[socket.socket | None, _Answer | None]:
+        """The connection a CONNECT asks for, or the answer refusing it."""
+        if not isinstance(proxy, ForwardProxy):
+            return None, _Answer(405, "Method Not Allowed", [], b"a reverse proxy opens no tunnels\n")
+        refused = proxy.refusal(self.headers)
+        if refused is not None:
+            return None, refused
+        host, _, port = self.path.rpartition(":")
+        try:
+            return socket.create_connection((proxy.names.get(host, host), int(port)), UPSTREAM_TIMEOUT_SECONDS), None
+        except (OSError, ValueError) as error:
+            return None, _Answer(502, "Bad Gateway", [], f"no tunnel to {self.path}: {error}\n".encode())
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -233,7 +315,10 @@ class _Handler(BaseHTTPRequestHandler):
         """What the client gets, as `kind` says."""
         if kind == "reset" or (kind == "delay" and proxy.stopping.wait(proxy.delay)):
             return _Sent(0, None)
-        if kind in ("500", "502", "503", "429"):
+        refused = proxy.refusal(self.headers)
+        if refused is not None:
+            answer = refused
+        elif kind in ("500", "502", "503", "429"):
             answer = _fault_answer(kind)
         else:
             headers = [(name, value) for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP]
@@ -262,6 +347,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.rfile.close()  # the socket closes when its last file does; wfile is no file (wbufsize 0)
         self.connection.close()
+
+
+def _relay(client: socket.socket, upstream: socket.socket, stopping: threading.Event) -> None:
+    """Copy bytes both ways until either side closes or the proxy stops."""
+    peers = {client: upstream, upstream: client}
+    while not stopping.is_set():
+        ready, _, _ = select.select(list(peers), [], [], RELAY_POLL_SECONDS)
+        for source in ready:
+            try:
+                data = source.recv(65536)
+                if not data:
+                    return
+                peers[source].sendall(data)
+            except OSError:
+                return
 
 
 class _ProxyHTTPServer(ClosingHTTPServer):

@@ -64,7 +64,7 @@ def free_port() -> int:
 
 
 class DaemonProcess:
-    def __init__(self, kubeconfig: Path, log: Path, args: list[str]) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, args: list[str], env: dict[str, str] | None = None) -> None:
         self.log = log
         self.probe_port, self.metrics_port = free_port(), free_port()
         self._out = log.open("wb")
@@ -72,7 +72,7 @@ class DaemonProcess:
             [sys.executable, "-m", "revision_controller.cli", "run", "--kubeconfig", str(kubeconfig),
              "--log-level", "debug", "--health-probe-bind-address", f"127.0.0.1:{self.probe_port}",
              "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}", *args],
-            stdout=self._out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stdout=self._out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -262,8 +262,10 @@ def start_daemon(apiserver: ApiServer, tmp_path: Path,
                  request: pytest.FixtureRequest) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
-    def start(*args: str) -> DaemonProcess:
-        daemon = DaemonProcess(daemon_kubeconfig(tmp_path), tmp_path / f"daemon-{len(started)}.log", list(args))
+    def start(*args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+        """The daemon with `args`, and `env` added to this process's environment."""
+        daemon = DaemonProcess(daemon_kubeconfig(tmp_path), tmp_path / f"daemon-{len(started)}.log", list(args),
+                               env)
         started.append(daemon)
         return daemon
 

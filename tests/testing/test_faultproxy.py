@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from providers import RegistryAuth, open_provider, open_registry, parse_reference, parse_source
-from revision_controller.testing.faultproxy import PROXY_KINDS, FaultProxy
+from revision_controller.testing import ApiServer
+from revision_controller.testing.faultproxy import PROXY_KINDS, FaultProxy, ForwardProxy
 from revision_controller.testing.forge import Forge
 from revision_controller.testing.github import GitHubServer
 from revision_controller.testing.gitserver import CAPABILITIES, LS_REFS, GitServer
@@ -157,3 +159,33 @@ def test_faults_are_drawn_from_the_seed_at_the_rate_until_calm(gitserver: GitSer
     with pytest.raises(ValueError, match="kinds among"):
         FaultProxy(gitserver.url).chaos(rate=0.2, seed=1, kinds=["teapot"])
     assert set(PROXY_KINDS) == {"500", "502", "503", "429", "delay", "reset", "truncate"}
+
+
+def test_the_forward_proxy_forwards_absolute_requests_and_tunnels_connect(gitserver: GitServer) -> None:
+    gitserver.create_repository("forwarded", branch="main")
+    with ForwardProxy() as proxy, ApiServer() as apiserver:
+        plain = httpx.get(f"{gitserver.url}/forwarded.git/info/refs?service=git-upload-pack", proxy=proxy.url)
+        tunnelled = httpx.get(f"{apiserver.url}/version", proxy=proxy.url, verify=apiserver.client_context())
+        assert (plain.status_code, tunnelled.status_code, tunnelled.json()["major"]) == (200, 200, "1")
+        assert [(r.method, r.path, r.status) for r in proxy.requests] == [
+            ("GET", f"{gitserver.url}/forwarded.git/info/refs?service=git-upload-pack", 200),
+            ("CONNECT", f"127.0.0.1:{apiserver.port}", 200)]
+        assert [r.path for r in gitserver.requests][-1:] == ["/forwarded.git/info/refs"]  # origin-form there
+
+
+def test_the_forward_proxy_asks_for_its_credentials(gitserver: GitServer) -> None:
+    with ForwardProxy(credentials=("proxy-user", "proxy-pass")) as proxy:
+        anonymous = proxy.url.replace("proxy-user:proxy-pass@", "")
+        refused = httpx.get(f"{gitserver.url}/x", proxy=anonymous)
+        connect_refused = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+        connect_refused.request("CONNECT", "127.0.0.1:1")
+        assert (refused.status_code, connect_refused.getresponse().status) == (407, 407)
+        assert refused.headers["Proxy-Authenticate"].startswith("Basic")
+        assert httpx.get(f"{gitserver.url}/x", proxy=proxy.url).status_code == 404  # through, to the git server
+
+
+def test_a_reverse_proxy_opens_no_tunnel(gitserver: GitServer) -> None:
+    with FaultProxy(gitserver.url) as proxy:
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+        connection.request("CONNECT", f"127.0.0.1:{urlsplit(gitserver.url).port}")
+        assert connection.getresponse().status == 405
