@@ -21,9 +21,12 @@ from providers.base import (
     Unavailable,
     redact,
 )
+from providers.proxies import proxy_for
 
 _TOKEN_HINT = "needs a token in the credentials Secret"
 DEFAULT_PAUSE_SECONDS = 60.0  # when a rate-limited answer says nothing of how long
+PROXY_CREDENTIALS = ("the forward proxy asks for credentials (HTTP 407): put them in the proxy URL of "
+                     "HTTPS_PROXY or HTTP_PROXY (http://USER:PASSWORD@HOST:PORT)")
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,7 @@ def for_status(status: int, subject: Asked, *, has_token: bool, rate_limited: bo
     if status in (401, 403):
         return Unauthorized(f"{subject}: {_refused(status, has_token)}")
     if status == 407:
-        return ProviderError(f"{subject}: the forward proxy asks for credentials (HTTP 407): put them in "
-                             "the proxy URL of HTTPS_PROXY or HTTP_PROXY (http://USER:PASSWORD@HOST:PORT)")
+        return proxy_refused(subject)
     if status == 404:
         return NotFound(f"{subject}: not found (HTTP 404): no such repository or branch, "
                         f"or it is private and {_TOKEN_HINT}")
@@ -95,7 +97,24 @@ def timed_out(subject: Asked, timeout: float) -> Unavailable:
 
 
 def unreachable(subject: Asked, error: BaseException) -> Unavailable:
-    return Unavailable(f"{subject}: cannot reach the server ({_root_cause(error)})")
+    url = subject.server if isinstance(subject, Batch) else subject.source.server or subject.source.repository
+    return Unavailable(f"{subject}: {proxy_problem(error, url) or f'cannot reach the server ({_root_cause(error)})'}")
+
+
+def proxy_refused(subject: Asked | str) -> ProviderError:
+    return ProviderError(f"{subject}: {PROXY_CREDENTIALS}")
+
+
+def proxy_problem(error: BaseException, url: str) -> str | None:
+    """What went wrong on the way to `url` when the environment names a forward proxy for it."""
+    chain = list(causes(error))
+    # httpx, urllib3 and requests each have a ProxyError; a refused CONNECT says its status only in text.
+    if any(type(cause).__name__ == "ProxyError" for cause in chain) and any("407" in str(cause) for cause in chain):
+        return PROXY_CREDENTIALS
+    if proxy_for(url) is None:
+        return None
+    return (f"cannot reach the server through the forward proxy ({_root_cause(error)}): check "
+            "HTTPS_PROXY, HTTP_PROXY and NO_PROXY")
 
 
 def bad_answer(subject: Asked) -> Unavailable:

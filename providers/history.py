@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import io
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import urllib3
 from dulwich.client import Urllib3HttpGitClient
@@ -36,6 +35,7 @@ from providers import smarthttp
 from providers.base import ChangedFiles, ProviderError, Unavailable, verifying_tls
 from providers.changes import MAX_FILES, short
 from providers.failures import Subject, bad_answer, causes, for_status, throttled, timed_out, unreachable
+from providers.proxies import proxy_for
 from providers.sessions import SharedClients
 
 if TYPE_CHECKING:
@@ -114,16 +114,6 @@ def _open_pool(key: _PoolKey) -> urllib3.PoolManager:
     auth = urllib3.util.parse_url(key.proxy).auth
     proxy_headers = urllib3.make_headers(proxy_basic_auth=unquote(auth)) if auth else None
     return urllib3.ProxyManager(key.proxy, num_pools=32, headers=headers, proxy_headers=proxy_headers, **per_pool)
-
-
-def proxy_for(url: str) -> str | None:
-    """The forward proxy the environment names for `url`, read as httpx and requests read it
-    (HTTPS_PROXY or HTTP_PROXY by scheme, else ALL_PROXY; none for a host NO_PROXY names)."""
-    proxies = urllib.request.getproxies_environment()
-    parts = urlsplit(url)
-    if urllib.request.proxy_bypass_environment(parts.netloc, proxies):  # type: ignore[attr-defined]  # not in typeshed
-        return None
-    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 # One connection pool for every repository (per proxy): dulwich adds the credentials to each request.

@@ -40,7 +40,7 @@ from providers.base import (
     redact,
     verifying_tls,
 )
-from providers.failures import causes
+from providers.failures import causes, proxy_problem, proxy_refused
 from providers.sessions import SharedClients, cookieless
 
 DOCKER_HUB = "registry-1.docker.io"
@@ -387,6 +387,8 @@ class Provider(ImageProvider):
             return Unavailable(f"{subject}: rate limited by {where} (HTTP 429){hint}")
         if status >= 500:
             return Unavailable(f"{subject}: {where} failed (HTTP {status})")
+        if status == 407:
+            return proxy_refused(subject)
         return ProviderError(f"{subject}: unexpected answer from {where} (HTTP {status})")
 
     def _refused(self, status: int, reference: ImageReference) -> str:
@@ -406,11 +408,14 @@ class Provider(ImageProvider):
         except httpx.TimeoutException:
             raise Unavailable(f"{subject}: no answer from the registry within {self.timeout:g}s") from None
         except (httpx.HTTPError, httpx.InvalidURL) as error:
-            raise Unavailable(f"{subject}: {_unreachable(error)}") from None
+            raise Unavailable(f"{subject}: {_unreachable(error, f'https://{self.registry}')}") from None
 
 
-def _unreachable(error: Exception) -> str:
+def _unreachable(error: Exception, url: str) -> str:
     chain = list(causes(error))
+    through_proxy = proxy_problem(error, url)
+    if through_proxy:
+        return through_proxy
     if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in chain):
         return ("the registry's TLS certificate could not be verified: if the registry uses a "
                 "self-signed certificate, set insecure-registry: true")

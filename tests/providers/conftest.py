@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -61,3 +61,16 @@ def loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def proxy_environment(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Sets the proxy variables given (`HTTPS_PROXY="http://…"`), and clears every other one,
+    in both cases, whatever this machine sets."""
+    def set_only(**given: str) -> None:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(name.lower(), raising=False)
+        for name, value in given.items():
+            monkeypatch.setenv(name, value)
+    return set_only

@@ -28,6 +28,7 @@ from providers import (
     parse_source,
 )
 from providers.failures import Subject
+from providers.proxies import proxy_for
 from providers.smarthttp import pkt_line
 from revision_controller.testing.faultproxy import ForwardProxy
 from revision_controller.testing.gitserver import FETCH, GitServer, HostedRepository
@@ -326,14 +327,12 @@ def commit_of(store: MemoryObjectStore, tree: Tree, parent: str | None = None) -
 class TestForwardProxies:
     """The fetch goes through the forward proxy the environment names, as httpx's requests do."""
 
-    def test_through_the_proxy_with_its_credentials_and_the_tokens(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_through_the_proxy_with_its_credentials_and_the_tokens(self, proxy_environment) -> None:
         require_git()
         proxy_password = secret("proxy-password")
         with GitServer(backend="http-backend", password=TOKEN) as server, \
                 ForwardProxy(credentials=("proxy-user", proxy_password)) as proxy:
-            monkeypatch.setenv("HTTP_PROXY", proxy.url)
-            monkeypatch.delenv("NO_PROXY", raising=False)
-            monkeypatch.delenv("no_proxy", raising=False)
+            proxy_environment(HTTP_PROXY=proxy.url)
             repo = server.create_repository("proxied")
             base = repo.head()
             head = repo.commit("x", files={"x": "x"})
@@ -342,22 +341,18 @@ class TestForwardProxies:
         assert posted and set(posted) == {200}
         assert fetches(server)  # the git server answered the fetch the proxy forwarded
 
-    def test_no_proxy_names_the_hosts_reached_directly(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_no_proxy_names_the_hosts_reached_directly(self, proxy_environment) -> None:
         with GitServer() as server, ForwardProxy() as proxy:
-            monkeypatch.setenv("HTTP_PROXY", proxy.url)
-            monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
+            proxy_environment(HTTP_PROXY=proxy.url, NO_PROXY="example.com,127.0.0.1")
             repo = server.create_repository("direct")
             base = repo.head()
             assert changed(repo, base, repo.commit("x", files={"x": "x"})) == ChangedFiles(("x",))
         assert proxy.requests == []
 
-    def test_a_proxy_refusing_the_credentials_says_where_they_go_and_hides_them(
-            self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_proxy_refusing_the_credentials_says_where_they_go_and_hides_them(self, proxy_environment) -> None:
         proxy_password = secret("wrong-proxy-password")
         with GitServer() as server, ForwardProxy(credentials=("proxy-user", "right")) as proxy:
-            monkeypatch.setenv("HTTP_PROXY", proxy.url.replace(":right@", f":{proxy_password}@"))
-            monkeypatch.delenv("NO_PROXY", raising=False)
-            monkeypatch.delenv("no_proxy", raising=False)
+            proxy_environment(HTTP_PROXY=proxy.url.replace(":right@", f":{proxy_password}@"))
             repo = server.create_repository("refused")
             with pytest.raises(ProviderError, match=r"HTTP 407.*HTTPS_PROXY or HTTP_PROXY") as refused:
                 changed(repo, repo.head(), repo.commit("x", files={"x": "x"}))
@@ -370,11 +365,7 @@ class TestForwardProxies:
         ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": ".github.com"}, "https://api.github.com/o/r.git", None),
         ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "*"}, "https://github.com/o/r.git", None),
         ({}, "https://github.com/o/r.git", None)])
-    def test_which_proxy_a_url_gets(self, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], url: str,
+    def test_which_proxy_a_url_gets(self, proxy_environment, environment: dict[str, str], url: str,
                                     expected: str | None) -> None:
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-            monkeypatch.delenv(name, raising=False)
-            monkeypatch.delenv(name.lower(), raising=False)
-        for name, value in environment.items():
-            monkeypatch.setenv(name, value)
-        assert history.proxy_for(url) == expected
+        proxy_environment(**environment)
+        assert proxy_for(url) == expected
