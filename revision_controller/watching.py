@@ -2,7 +2,8 @@
 
 List, then watch from the list's resourceVersion; when the stream ends,
 resume from the last resourceVersion seen; when that is too old (410 Gone),
-list again. Errors back off exponentially up to a cap. Each Function is
+list again. Errors back off exponentially up to a cap, from the start again
+once none came for a while (as client-go's reflector does). Each Function is
 handed on as a small `FunctionView`; whole objects are not kept.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -20,6 +23,8 @@ from revision_controller.kube import FunctionsApi, api_error_summary
 
 INITIAL_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
+# A failure this long after the previous one is a new outage, not the same one going on.
+BACKOFF_RESET_SECONDS = 120.0
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,26 @@ OnResync = Callable[[str | None, list[FunctionView]], None]
 
 class ResourceVersionExpired(Exception):
     pass
+
+
+@dataclass
+class Backoff:
+    """How long to wait after each failure: doubling while failures follow each other, from the
+    start again after a clean end or `BACKOFF_RESET_SECONDS` without one, so that a watch cut
+    now and then (a load balancer's idle timeout) never waits as long as one in an outage."""
+
+    delay: float = INITIAL_BACKOFF_SECONDS
+    last_failure: float | None = None
+
+    def failed(self, now: float) -> float:
+        if self.last_failure is not None and now - self.last_failure > BACKOFF_RESET_SECONDS:
+            self.delay = INITIAL_BACKOFF_SECONDS
+        self.last_failure = now
+        delay, self.delay = self.delay, min(self.delay * 2, MAX_BACKOFF_SECONDS)
+        return delay
+
+    def succeeded(self) -> None:
+        self.delay, self.last_failure = INITIAL_BACKOFF_SECONDS, None
 
 
 class FunctionWatcher:
@@ -50,14 +75,14 @@ class FunctionWatcher:
         return f"namespace {self._namespace}" if self._namespace else "all namespaces"
 
     def run(self) -> None:
-        backoff = INITIAL_BACKOFF_SECONDS
+        backoff = Backoff()
         resource_version = ""
         while not self._stop.is_set():
             try:
                 if not resource_version:
                     resource_version = self._list()
                 resource_version = self._watch(resource_version)
-                backoff = INITIAL_BACKOFF_SECONDS
+                backoff.succeeded()
             except ResourceVersionExpired:
                 log.info("watch of Functions in %s expired; listing again", self.scope)
                 resource_version = ""
@@ -65,10 +90,10 @@ class FunctionWatcher:
                 self.connected = False
                 if self._stop.is_set():
                     return
+                delay = backoff.failed(time.monotonic())
                 log.warning("watching Functions in %s failed: %s; retrying in %.1fs", self.scope,
-                            api_error_summary(error), backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                            api_error_summary(error), delay)
+                self._stop.wait(delay)
 
     def _list(self) -> str:
         views: list[FunctionView] = []

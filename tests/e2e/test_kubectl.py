@@ -23,6 +23,7 @@ import yaml
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
 from revision_controller.testing.store import FUNCTION_COLUMNS
+from tests.canary import secret
 from tests.conftest import SAMPLES, SHARED
 from tests.deploy.conftest import tools_dir  # noqa: F401 - the fixture that unpacks kubectl
 from tests.e2e.conftest import (
@@ -272,7 +273,7 @@ def test_enabled_with_annotate_the_daemon_records_a_commit_and_describe_shows_th
 def test_a_token_secret_made_with_kubectl_create_secret_opens_a_private_repository(
         apiserver: ApiServer, kubectl: Kubectl, start_daemon: Callable[..., Any], tmp_path: Path) -> None:
     """`kubectl create secret` sends protobuf, as the README's instructions make operators do."""
-    password = "kubectl-made-token"
+    password = secret("kubectl-made-token")
     with GitServer(password=password) as git:
         repository = git.create_repository("private")
         built = repository.head()
