@@ -299,6 +299,9 @@ def test_server_notices_a_departed_watcher(server: ApiServer, custom: client.Cus
     recorder = WatchRecorder(custom.list_namespaced_custom_object, *FUNCTIONS, timeout_seconds=30)
     wait_until(lambda: server.watch_count() == 1, "the client watches")
     recorder.watch.stop()
+    # stop() cuts the socket only once the client holds the response; before that, the next event
+    # is what lets the client see it was stopped and hang up.
+    server.create(function("wakes-the-client"))
     recorder.join()
     wait_until(lambda: server.watch_count() == 0, "the server lets the watch go")
 
