@@ -11,6 +11,7 @@ import base64
 import binascii
 import copy
 import enum
+import json
 import random
 import threading
 import uuid
@@ -62,11 +63,34 @@ def _normalize_secret(secret: JSON) -> None:
     secret.setdefault("type", "Opaque")
 
 
+_TIME, _MICRO_TIME = "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def _normalize_event(event: JSON) -> None:
-    """Fields a core v1 Event always has on the wire: Go serializes these, set or not."""
-    event.setdefault("eventTime", None)
+    """As the server stores an Event: its times in UTC, written as Go writes them (any RFC 3339
+    offset is taken, "Z" is served), and the fields Go serializes whether set or not."""
+    for name, layout in (("firstTimestamp", _TIME), ("lastTimestamp", _TIME), ("eventTime", _MICRO_TIME)):
+        event[name] = _go_time(event, name, layout)
+    series = event.get("series")
+    if isinstance(series, dict) and "lastObservedTime" in series:
+        series["lastObservedTime"] = _go_time(series, "lastObservedTime", _MICRO_TIME)
     event.setdefault("reportingComponent", "")
     event.setdefault("reportingInstance", "")
+
+
+def _go_time(fields: JSON, name: str, layout: str) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise bad_request(f'Event in version "v1" cannot be handled as a Event: {name}: parsing time '
+                          f'{json.dumps(value)} as RFC 3339 failed') from None
+    if parsed.tzinfo is None:
+        raise bad_request(f'Event in version "v1" cannot be handled as a Event: {name}: {json.dumps(value)} '
+                          "has no time zone")
+    return parsed.astimezone(UTC).strftime(layout)
 
 
 @dataclass(frozen=True)

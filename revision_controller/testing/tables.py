@@ -143,10 +143,10 @@ def _age(value: Any, now: datetime) -> str:
     if not value:
         return "<unknown>"
     try:
-        then = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%fZ" if "." in str(value) else "%Y-%m-%dT%H:%M:%SZ")
+        then = datetime.fromisoformat(str(value))
     except ValueError:
         return "<invalid>"
-    return human_duration(int((now - then.replace(tzinfo=UTC)).total_seconds()))
+    return human_duration(int((now - then).total_seconds())) if then.tzinfo else "<invalid>"
 
 
 def human_duration(seconds: int) -> str:

@@ -4,6 +4,7 @@ real server, with the field names, field selectors and Table of the API asked.""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -13,8 +14,10 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from revision_controller.events import EventRecorder, InvolvedFunction
+from revision_controller.function import FunctionRef
 from revision_controller.testing import ApiServer
-from revision_controller.testing.store import RESOURCES
+from revision_controller.testing.store import RESOURCES, ApiError
 from revision_controller.testing.tables import table
 from tests.testing.test_apiserver import NS
 from tests.testing.test_apiserver_clients import AGGREGATED, TABLE, get
@@ -150,3 +153,30 @@ def test_discovery_serves_events_k8s_io_beside_core_events(server: ApiServer) ->
         "v1", "events", "Event", ["ev"])
     index = json.loads(get(server, "/openapi/v3").body)["paths"]
     assert "apis/events.k8s.io/v1" in index
+
+
+def test_the_daemons_events_are_stored_in_utc_as_go_writes_times_and_print_their_age(
+        server: ApiServer, api_client: client.ApiClient) -> None:
+    """The daemon's recorder sends "+00:00" offsets (the client's models write them so); a server stores "Z"."""
+    recorder = EventRecorder(api_client, "rc-0")
+    recorder.record(InvolvedFunction(FunctionRef(NS, "f"), "uid", "core.openfunction.io/v1beta2"), "Normal",
+                    "SourceChanged", "moved")
+    (event,) = json.loads(get(server, CORE_EVENTS).body)["items"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["firstTimestamp"]), event["firstTimestamp"]
+    (row,) = json.loads(get(server, CORE_EVENTS, TABLE).body)["rows"]
+    assert re.fullmatch(r"\d+s", row["cells"][0]), row["cells"]
+
+
+@pytest.mark.parametrize(("written", "stored"), [
+    ("2026-11-30T12:00:00+02:00", "2026-11-30T10:00:00Z"), ("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z"),
+    ("2026-11-30T10:00:00.5+00:00", "2026-11-30T10:00:00Z")])
+def test_times_are_stored_in_utc_and_what_is_not_a_time_is_refused(server: ApiServer, written: str,
+                                                                      stored: str) -> None:
+    created = server.create(core_event("t.1", "t", firstTimestamp=written,
+                                       series={"count": 2, "lastObservedTime": written}))
+    assert created["firstTimestamp"] == stored
+    assert created["series"]["lastObservedTime"] == stored.replace("Z", ".000000Z" if "." not in written
+                                                                   else ".500000Z")
+    with pytest.raises(ApiError) as refused:
+        server.create(core_event("t.2", "t", lastTimestamp="yesterday"))
+    assert refused.value.code == 400 and "lastTimestamp" in refused.value.message
