@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import time
@@ -264,7 +265,8 @@ def test_enabled_with_annotate_the_daemon_records_a_commit_and_describe_shows_th
     assert "SourceChanged" in events_section and event["message"][:40] in events_section, described
     header, *rows = printed.splitlines()
     assert columns_of(header) == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], printed
-    assert any(columns_of(row)[1:4] == ["Normal", "SourceChanged", "function/demo"] for row in rows), printed
+    (changed,) = [cells for cells in map(columns_of, rows) if cells[1:4] == ["Normal", "SourceChanged", "function/demo"]]
+    assert re.fullmatch(r"\d+s", changed[0]), printed  # LAST SEEN: an age, from the daemon's lastTimestamp
     (served,) = as_events_v1["items"]
     assert (served["apiVersion"], served["note"], served["regarding"]["name"]) == (
         "events.k8s.io/v1", event["message"], "demo")
