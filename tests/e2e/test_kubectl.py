@@ -265,7 +265,8 @@ def test_enabled_with_annotate_the_daemon_records_a_commit_and_describe_shows_th
     assert "SourceChanged" in events_section and event["message"][:40] in events_section, described
     header, *rows = printed.splitlines()
     assert columns_of(header) == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], printed
-    (changed,) = [cells for cells in map(columns_of, rows) if cells[1:4] == ["Normal", "SourceChanged", "function/demo"]]
+    wanted = ["Normal", "SourceChanged", "function/demo"]
+    (changed,) = [cells for cells in map(columns_of, rows) if cells[1:4] == wanted]
     assert re.fullmatch(r"\d+s", changed[0]), printed  # LAST SEEN: an age, from the daemon's lastTimestamp
     (served,) = as_events_v1["items"]
     assert (served["apiVersion"], served["note"], served["regarding"]["name"]) == (
