@@ -3,7 +3,7 @@
 The demo plays OpenFunction's part: it creates a Function, records its first
 build in the status, then commits to the repository and shows the status
 patch the daemon sends in answer. With `keep`, everything then stays up as a
-playground (see `playground`) until Ctrl-C or SIGTERM. Either signal, noted by
+playground (see `playground`) until Ctrl-C, SIGTERM or SIGHUP. Any of them, noted by
 `interrupts`, ends the next wait; the `with` blocks then stop everything the
 demo started and remove its files.
 """

@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM for `revision-controller demo`: noted when they arrive, acted on at the next wait.
+"""SIGINT, SIGTERM and SIGHUP (the terminal closed) for `revision-controller demo`: noted when they
+arrive, acted on at the next wait.
 
 The handler only records the signal. Raising from it instead would put a KeyboardInterrupt
 wherever the main thread happens to be, a finalizer or a lock's bookkeeping included, where
@@ -15,6 +16,7 @@ from types import FrameType, TracebackType
 from typing import Any, Self
 
 POLL_SECONDS = 0.1
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -26,7 +28,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Interrupts:
-    """While entered (from the main thread), SIGINT and SIGTERM are noted, not fatal; the
+    """While entered (from the main thread), SIGINT, SIGTERM and SIGHUP are noted, not fatal; the
     previous handlers come back on exit. The first signal counts, later ones change nothing."""
 
     def __init__(self) -> None:
@@ -35,7 +37,7 @@ class Interrupts:
 
     def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._note)
         return self
 

@@ -51,8 +51,8 @@ class Playground:
 
 
 def stay(playground: Playground, interrupts: Interrupts) -> None:
-    """Start the registry and OpenFunction's stand-in, print what to try, and wait for Ctrl-C
-    or SIGTERM; everything started here is stopped on the way out."""
+    """Start the registry and OpenFunction's stand-in, print what to try, and wait for Ctrl-C,
+    SIGTERM or SIGHUP; everything started here is stopped on the way out."""
     try:
         with ExitStack() as stack:
             registry = _registry(stack, playground.apiserver)

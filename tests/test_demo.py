@@ -234,7 +234,7 @@ def push_image(registry: str, name: str, tag: str) -> str:
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_during_the_loop_stops_it_and_removes_everything(signum: int, tmp_path: Path) -> None:
     demo = Demo(tmp_path)  # no --keep: the loop as `make demo` runs it
     try:
