@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
@@ -98,6 +99,11 @@ def _events(response: BaseHTTPResponse) -> Iterator[dict[str, Any]]:
     finally:
         response.close()
         response.release_conn()
+
+
+def unreachable(error: Exception) -> bool:
+    """Whether a call failed for want of an answer (refused, cut, timed out), not with one."""
+    return isinstance(error, urllib3.exceptions.HTTPError | OSError) and not isinstance(error, ApiException)
 
 
 def api_error_summary(error: Exception) -> str:

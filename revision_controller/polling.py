@@ -39,6 +39,7 @@ from revision_controller.decision import UNCHANGED_IN_PATHS, Change, screen
 from revision_controller.duration import format_duration
 from revision_controller.events import NORMAL, WARNING, EventRecorder
 from revision_controller.function import FunctionRef, FunctionView
+from revision_controller.kube import unreachable
 from revision_controller.metrics import Metrics
 from revision_controller.patching import Screen, StatusPatcher, involved
 from revision_controller.prompts import Prompt, Prompts
@@ -151,7 +152,7 @@ class TargetPoller:
         self._metrics.polled(provider, target.describe(), True, seconds)
         self._recovered(target)
         subscribers = self._book.subscribers(target)
-        for subscription, view in subscribers:
+        for done, (subscription, view) in enumerate(subscribers, 1):
             try:
                 result = self._patcher.apply(subscription.type, view, observed, prompt.why if prompt else "",
                                              self._screen(subscription, observed))
@@ -160,6 +161,11 @@ class TargetPoller:
             except Exception as error:  # noqa: BLE001 - one Function never stops the others
                 log.error("could not update Function %s after polling %s: %s", view.ref,
                           target.describe(), error)
+                if unreachable(error) and done < len(subscribers):
+                    # Each would wait as long for an answer, and keep this worker from other targets.
+                    log.warning("the API server did not answer: the %d other Functions of %s are left for "
+                                "its next poll", len(subscribers) - done, target.describe())
+                    break
         self._tell_stretch(target, [view for _, view in subscribers])
 
     def _screen(self, subscription: Subscription, head: str) -> Screen | None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
 
 from providers.base import (
     ChangedFiles,
@@ -351,3 +353,24 @@ def test_a_function_created_again_is_told_again_that_its_files_did_not_change() 
     rig.poller.poll(REPO)
     assert [(name, reason) for name, reason, _ in rig.events.seen] == [
         ("a", "SourceUnchangedInPaths"), ("a", "SourceUnchangedInPaths")]
+
+
+@pytest.mark.parametrize(("error", "tried"), [
+    (urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"), ["a"]),  # each would wait as long
+    (ConnectionRefusedError(), ["a"]),
+    (ApiException(status=500, reason="Internal Server Error"), ["a", "b", "c"]),  # it answers: go on
+])
+def test_an_api_server_that_does_not_answer_leaves_the_other_functions_for_the_next_poll(
+        error: Exception, tried: list[str]) -> None:
+    rig = setup(REPO, ("a", "source"), ("b", "source"), ("c", "source"), answers=["c1", "c1"])
+    asked: list[str] = []
+
+    def failing(type_: str, view: FunctionView, observed: str, found_through: str = "", screen: Any = None) -> str:
+        asked.append(view.ref.name)
+        raise error
+    rig.patcher.apply = failing  # type: ignore[method-assign]
+    assert rig.poller.poll(REPO) == PollOutcome.OK
+    assert asked == tried
+    del rig.patcher.apply
+    rig.poller.poll(REPO)  # the API server answers again
+    assert [name for _, name, _ in rig.patcher.applied] == ["a", "b", "c"]

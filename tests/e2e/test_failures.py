@@ -7,10 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from revision_controller.function import GROUP, PLURAL
+from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
 from revision_controller.testing import ApiServer
 from revision_controller.testing.gitserver import GitServer
 from tests.canary import secret
 from tests.e2e.conftest import (
+    DAEMON_TOKEN,
     FIRST_POLL,
     NAMESPACE,
     VERSION,
@@ -128,3 +130,20 @@ def test_a_function_that_cannot_move_says_why(
     assert sha[:10] in event["message"] and "commit SHA" in event["message"]
     assert ls_remotes(gitserver, "pinned") == 0
     assert recorded(functions, "pinned") == sha
+
+
+def test_an_api_server_that_does_not_answer_costs_a_poll_one_wait_not_one_per_function(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("silent", branch="main")
+    names = [f"silent-{number}" for number in range(5)]
+    for name in names:
+        create(functions, function_manifest(name, repo.url, PARAMS), repo.head("main"))
+    daemon = start_daemon()
+    wait_for(lambda: ls_remotes(gitserver, "silent") >= 1, FIRST_POLL, "the first poll")
+    apiserver.blackhole(DAEMON_TOKEN)  # no answer at all: each request waits out its timeout
+    moved = repo.commit("while the API server is silent", files={"a": "1"})
+    wait_for(lambda: "the 4 other Functions of" in daemon.output(), REQUEST_TIMEOUT_SECONDS + WITHIN + 5,
+             "the poll to give up on the other Functions after one unanswered patch")
+    apiserver.reconnect(DAEMON_TOKEN)
+    for name in names:
+        wait_recorded(functions, name, moved, seconds=REQUEST_TIMEOUT_SECONDS + WITHIN)
