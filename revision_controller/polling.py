@@ -195,9 +195,10 @@ class TargetPoller:
         with self._lock:
             if self._unchanged_told.get(view.ref) == head:
                 return
-            self._unchanged_told[view.ref] = head
         log.info("Function %s: %s", view.ref, message)
-        self._events.record(involved(view, self._api_version), NORMAL, UNCHANGED_IN_PATHS, message)
+        if self._events.record(involved(view, self._api_version), NORMAL, UNCHANGED_IN_PATHS, message):
+            with self._lock:
+                self._unchanged_told[view.ref] = head
 
     def stretch(self, target: Target) -> float:
         """How much longer than its interval `target` is polled, so that its budget lasts."""
@@ -352,9 +353,10 @@ class TargetPoller:
         for _, view in self._book.subscribers(target):
             if view.ref in failure.told:
                 continue
-            failure.told.add(view.ref)
-            self._events.record(involved(view, self._api_version), WARNING, "PollFailed",
-                                f"polling {target.describe()} failed: {message}")
+            # Told once recorded: an Event the API server did not take is tried again at the next poll.
+            if self._events.record(involved(view, self._api_version), WARNING, "PollFailed",
+                                   f"polling {target.describe()} failed: {message}"):
+                failure.told.add(view.ref)
 
     def _recovered(self, target: Target) -> None:
         with self._lock:

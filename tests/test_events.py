@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from kubernetes import config
 
-from revision_controller.events import EventRecorder, InvolvedFunction
+from revision_controller.events import QUIET_SECONDS, EventRecorder, InvolvedFunction
 from revision_controller.function import FunctionRef
 from revision_controller.testing import ApiServer
 
@@ -49,3 +49,23 @@ def test_an_api_server_that_refuses_events_does_not_fail_the_caller(
     apiserver.inject_fault("POST", r"/events$", 403)
     recorder.record(FN, "Warning", "PollFailed", "down")
     assert "could not record Event PollFailed on Function default/fn: HTTP 403" in caplog.text
+
+
+def test_after_an_unanswered_request_events_are_not_tried_for_a_while(apiserver: ApiServer, tmp_path: Path) -> None:
+    now = [100.0]
+    recorder = EventRecorder(config.new_client_from_config(str(tmp_path / "kubeconfig")), "test-host",
+                             clock=lambda: now[0])
+    apiserver.stop()  # refused: no answer
+    assert recorder.record(FN, "Warning", "PollFailed", "down") is False
+    apiserver.start()
+    assert recorder.record(FN, "Warning", "PollFailed", "down") is False  # not even tried
+    assert apiserver.requests == []
+    now[0] += QUIET_SECONDS + 0.1
+    assert recorder.record(FN, "Warning", "PollFailed", "down") is True
+    assert [event["message"] for event in apiserver.list("v1", "Event", "default")] == ["down"]
+
+
+def test_an_event_the_server_refuses_does_not_quiet_the_others(apiserver: ApiServer, recorder: EventRecorder) -> None:
+    apiserver.inject_fault("POST", r"/events$", 500)
+    assert recorder.record(FN, "Warning", "PollFailed", "down") is False  # it answered: try the next one
+    assert recorder.record(FN, "Warning", "PollFailed", "down") is True

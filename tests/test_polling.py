@@ -111,8 +111,9 @@ class FakePatcher:
 class FakeEvents:
     seen: list = field(default_factory=list)
 
-    def record(self, function, type_: str, reason: str, message: str) -> None:
+    def record(self, function, type_: str, reason: str, message: str) -> bool:
         self.seen.append((function.ref.name, reason, message))
+        return True
 
 
 @dataclass
@@ -265,9 +266,10 @@ def test_a_secret_fixed_the_moment_its_refusal_is_told_still_mends_the_target() 
     rig = setup(REPO, ("a", "source"), answers=[Unauthorized("refused"), "c1"])
     told = rig.events.record
 
-    def fix_on_sight(*args: object) -> None:  # the owner reads the Event and fixes the Secret at once
-        told(*args)
+    def fix_on_sight(*args: object) -> bool:  # the owner reads the Event and fixes the Secret at once
+        recorded = told(*args)
         rig.credentials.token_value = "t2"
+        return recorded
 
     rig.events.record = fix_on_sight  # type: ignore[method-assign]
     assert rig.poller.poll(REPO) == PollOutcome("permanent")
@@ -374,3 +376,17 @@ def test_an_api_server_that_does_not_answer_leaves_the_other_functions_for_the_n
     del rig.patcher.apply
     rig.poller.poll(REPO)  # the API server answers again
     assert [name for _, name, _ in rig.patcher.applied] == ["a", "b", "c"]
+
+
+def test_a_poll_failure_the_api_server_did_not_take_is_told_at_the_next_poll() -> None:
+    rig = setup(REPO, ("a", "source"), answers=[Unavailable("down")] * 3)
+    taken = iter([False, True, True])
+    recorded = rig.events.record
+
+    def flaky(*args: Any) -> bool:
+        recorded(*args)
+        return next(taken)
+    rig.events.record = flaky  # type: ignore[method-assign]
+    for _ in range(3):
+        rig.poller.poll(REPO)
+    assert [(name, reason) for name, reason, _ in rig.events.seen] == [("a", "PollFailed"), ("a", "PollFailed")]

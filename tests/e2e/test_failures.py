@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
@@ -147,3 +148,30 @@ def test_an_api_server_that_does_not_answer_costs_a_poll_one_wait_not_one_per_fu
     apiserver.reconnect(DAEMON_TOKEN)
     for name in names:
         wait_recorded(functions, name, moved, seconds=REQUEST_TIMEOUT_SECONDS + WITHIN)
+
+
+def test_poll_failures_the_silent_api_server_did_not_take_are_told_once_it_answers(
+        apiserver: ApiServer, functions, start_daemon, stack: ExitStack) -> None:
+    """A node cut off from everything: the git host and the API server fail together."""
+    git = stack.enter_context(GitServer())
+    repo = git.create_repository("partitioned", branch="main")
+    names = [f"partitioned-{number}" for number in range(5)]
+    for name in names:
+        create(functions, function_manifest(name, repo.url, PARAMS), repo.head("main"))
+    daemon = start_daemon()
+    wait_for(lambda: ls_remotes(git, "partitioned") >= 1, FIRST_POLL, "the first poll")
+    apiserver.blackhole(DAEMON_TOKEN)
+    git.stop()
+    wait_for(lambda: "could not record Event PollFailed" in daemon.output(), REQUEST_TIMEOUT_SECONDS + WITHIN + 5,
+             "an Event the API server did not take")
+    apiserver.reconnect(DAEMON_TOKEN)
+    def told() -> set[str]:
+        return {event["involvedObject"]["name"] for event in events(apiserver, "PollFailed")
+                if "cannot reach the server" in event["message"]}
+    wait_for(lambda: told() == set(names), REQUEST_TIMEOUT_SECONDS + 2 * WITHIN, "every Function told")
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as opened:
+        yield opened
