@@ -146,8 +146,11 @@ class Controller:
         if notice is None or notice == before:
             return
         log.info("Function %s: %s", view.ref, notice.message)
-        self._events.record(involved(view, self._functions.api_version), notice.type, notice.reason,
-                            notice.message)
+        if not self._events.record(involved(view, self._functions.api_version), notice.type, notice.reason,
+                                   notice.message):
+            with self._lock:  # not told: told at the Function's next change
+                if self._notices.get(view.ref) == notice:
+                    del self._notices[view.ref]
 
 
 class StartupError(Exception):

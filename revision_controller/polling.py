@@ -330,19 +330,20 @@ class TargetPoller:
         for view in subscribers:
             with self._lock:
                 told = self._stretch_told.get(view.ref, 1.0)
-                if told / 2 < stretch < told * 2 and (stretch > 1.0) == (told > 1.0):
-                    continue
-                if stretch > 1.0:
-                    self._stretch_told[view.ref] = stretch
-                else:
-                    self._stretch_told.pop(view.ref, None)
-            if stretch > 1.0 and interval:
-                self._events.record(
+            if told / 2 < stretch < told * 2 and (stretch > 1.0) == (told > 1.0):
+                continue
+            if stretch > 1.0 and interval and not self._events.record(
                     involved(view, self._api_version), WARNING, "RateLimited",
                     f"polling {target.describe()} every {format_duration(round(interval * stretch))} "
                     f"instead of {format_duration(interval)}: at the current pace the rate limit of "
                     "its credentials would run out before it is refilled (use a token of its own, "
-                    "fewer Functions on it, or a longer polling-interval)")
+                    "fewer Functions on it, or a longer polling-interval)"):
+                continue  # not told: told at a later poll
+            with self._lock:
+                if stretch > 1.0:
+                    self._stretch_told[view.ref] = stretch
+                else:
+                    self._stretch_told.pop(view.ref, None)
 
     def _failed(self, target: Target, message: str) -> None:
         with self._lock:

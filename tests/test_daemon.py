@@ -15,9 +15,12 @@ from revision_controller.targets import Target
 @dataclass
 class RecordedEvents:
     seen: list[tuple[str, str, str]] = field(default_factory=list)
+    refused: int = 0  # how many of the next Events the API server does not take
 
-    def record(self, function: InvolvedFunction, type_: str, reason: str, message: str) -> None:
+    def record(self, function: InvolvedFunction, type_: str, reason: str, message: str) -> bool:
         self.seen.append((str(function.ref), type_, reason))
+        self.refused, taken = max(self.refused - 1, 0), not self.refused
+        return taken
 
 
 @dataclass
@@ -151,3 +154,12 @@ def test_a_new_requested_at_value_polls_the_target_now_and_the_same_value_again_
     control.changed(fn("a", rv="4"))  # the annotation removed: nothing to check
     control.changed(fn("a", requested_at="3", rv="5"))
     assert plans.now == ["o/r", "o/r"]
+
+
+def test_a_notice_the_api_server_did_not_take_is_told_at_the_next_change() -> None:
+    control, events, _, _ = controller()
+    events.refused = 1
+    control.changed(fn("a", "polling-interval: soon", rv="1"))
+    control.changed(fn("a", "polling-interval: soon", rv="2"))
+    control.changed(fn("a", "polling-interval: soon", rv="3"))
+    assert events.seen == [("ns/a", "Warning", "InvalidParameters")] * 2

@@ -390,3 +390,22 @@ def test_a_poll_failure_the_api_server_did_not_take_is_told_at_the_next_poll() -
     for _ in range(3):
         rig.poller.poll(REPO)
     assert [(name, reason) for name, reason, _ in rig.events.seen] == [("a", "PollFailed"), ("a", "PollFailed")]
+
+
+def test_a_stretch_the_api_server_did_not_take_is_told_at_the_next_poll() -> None:
+    budgets, now = Budgets(), time.time()
+    rig = setup(REPO, ("a", "source"), answers=["c1"] * 4, budgets=budgets)
+    rig.poller.poll(REPO)
+    rig.opened[0].rate_limits = [RateLimit(5000, 1000, now + 3600), RateLimit(5000, 600, now + 3600),
+                                 RateLimit(5000, 590, now + 3600)]
+    budgets.observed(BudgetKey.of("git.example", "t1"), RateLimit(5000, 1400, now + 3600), now - 60)
+    taken = iter([False, True, True])
+    recorded = rig.events.record
+
+    def flaky(*args: Any) -> bool:
+        recorded(*args)
+        return next(taken)
+    rig.events.record = flaky  # type: ignore[method-assign]
+    for _ in range(3):
+        rig.poller.poll(REPO)
+    assert [(name, reason) for name, reason, _ in rig.events.seen] == [("a", "RateLimited"), ("a", "RateLimited")]
