@@ -378,15 +378,20 @@ def test_an_api_server_that_does_not_answer_leaves_the_other_functions_for_the_n
     assert [name for _, name, _ in rig.patcher.applied] == ["a", "b", "c"]
 
 
-def test_a_poll_failure_the_api_server_did_not_take_is_told_at_the_next_poll() -> None:
-    rig = setup(REPO, ("a", "source"), answers=[Unavailable("down")] * 3)
-    taken = iter([False, True, True])
+def refusing_the_first_event(rig: Rig) -> None:
+    """The API server does not take the first Event the poller records, then takes every one."""
+    taken = iter([False])
     recorded = rig.events.record
 
     def flaky(*args: Any) -> bool:
         recorded(*args)
-        return next(taken)
+        return next(taken, True)
     rig.events.record = flaky  # type: ignore[method-assign]
+
+
+def test_a_poll_failure_the_api_server_did_not_take_is_told_at_the_next_poll() -> None:
+    rig = setup(REPO, ("a", "source"), answers=[Unavailable("down")] * 3)
+    refusing_the_first_event(rig)
     for _ in range(3):
         rig.poller.poll(REPO)
     assert [(name, reason) for name, reason, _ in rig.events.seen] == [("a", "PollFailed"), ("a", "PollFailed")]
@@ -399,13 +404,7 @@ def test_a_stretch_the_api_server_did_not_take_is_told_at_the_next_poll() -> Non
     rig.opened[0].rate_limits = [RateLimit(5000, 1000, now + 3600), RateLimit(5000, 600, now + 3600),
                                  RateLimit(5000, 590, now + 3600)]
     budgets.observed(BudgetKey.of("git.example", "t1"), RateLimit(5000, 1400, now + 3600), now - 60)
-    taken = iter([False, True, True])
-    recorded = rig.events.record
-
-    def flaky(*args: Any) -> bool:
-        recorded(*args)
-        return next(taken)
-    rig.events.record = flaky  # type: ignore[method-assign]
+    refusing_the_first_event(rig)
     for _ in range(3):
         rig.poller.poll(REPO)
     assert [(name, reason) for name, reason, _ in rig.events.seen] == [("a", "RateLimited"), ("a", "RateLimited")]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 
 from revision_controller.function import GROUP, PLURAL
 from revision_controller.kube import REQUEST_TIMEOUT_SECONDS
 from revision_controller.testing import ApiServer
-from revision_controller.testing.gitserver import GitServer
+from revision_controller.testing.gitserver import GitServer, HostedRepository
 from tests.canary import secret
 from tests.e2e.conftest import (
     DAEMON_TOKEN,
@@ -133,14 +134,21 @@ def test_a_function_that_cannot_move_says_why(
     assert recorded(functions, "pinned") == sha
 
 
+def five_on_one_repository(git: GitServer, name: str, functions: Any,
+                           start_daemon: Any) -> tuple[HostedRepository, list[str], Any]:
+    """Five Functions on one new repository, and the daemon once it has polled it."""
+    repo = git.create_repository(name, branch="main")
+    names = [f"{name}-{number}" for number in range(5)]
+    for function in names:
+        create(functions, function_manifest(function, repo.url, PARAMS), repo.head("main"))
+    daemon = start_daemon()
+    wait_for(lambda: ls_remotes(git, name) >= 1, FIRST_POLL, "the first poll")
+    return repo, names, daemon
+
+
 def test_an_api_server_that_does_not_answer_costs_a_poll_one_wait_not_one_per_function(
         apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
-    repo = gitserver.create_repository("silent", branch="main")
-    names = [f"silent-{number}" for number in range(5)]
-    for name in names:
-        create(functions, function_manifest(name, repo.url, PARAMS), repo.head("main"))
-    daemon = start_daemon()
-    wait_for(lambda: ls_remotes(gitserver, "silent") >= 1, FIRST_POLL, "the first poll")
+    repo, names, daemon = five_on_one_repository(gitserver, "silent", functions, start_daemon)
     apiserver.blackhole(DAEMON_TOKEN)  # no answer at all: each request waits out its timeout
     moved = repo.commit("while the API server is silent", files={"a": "1"})
     wait_for(lambda: "the 4 other Functions of" in daemon.output(), REQUEST_TIMEOUT_SECONDS + WITHIN + 5,
@@ -154,12 +162,7 @@ def test_poll_failures_the_silent_api_server_did_not_take_are_told_once_it_answe
         apiserver: ApiServer, functions, start_daemon, stack: ExitStack) -> None:
     """A node cut off from everything: the git host and the API server fail together."""
     git = stack.enter_context(GitServer())
-    repo = git.create_repository("partitioned", branch="main")
-    names = [f"partitioned-{number}" for number in range(5)]
-    for name in names:
-        create(functions, function_manifest(name, repo.url, PARAMS), repo.head("main"))
-    daemon = start_daemon()
-    wait_for(lambda: ls_remotes(git, "partitioned") >= 1, FIRST_POLL, "the first poll")
+    _, names, daemon = five_on_one_repository(git, "partitioned", functions, start_daemon)
     apiserver.blackhole(DAEMON_TOKEN)
     git.stop()
     wait_for(lambda: "could not record Event PollFailed" in daemon.output(), REQUEST_TIMEOUT_SECONDS + WITHIN + 5,
