@@ -118,9 +118,9 @@ class Controller:
 
     def _drop(self, ref: FunctionRef, why: str) -> None:
         targets = self._book.unsubscribe(ref)
-        if targets:
+        if targets:  # else it was not watched: nothing was said to it, nothing to forget
             log.info("Function %s unsubscribed: %s", ref, why)
-        self._on_dropped(ref)
+            self._on_dropped(ref)
         self._replan(targets)
 
     def resynced(self, namespace: str | None, views: list[FunctionView]) -> None:
