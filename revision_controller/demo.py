@@ -11,6 +11,7 @@ demo started and remove its files.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -34,7 +35,9 @@ DEADLINE_SECONDS = 25.0
 
 
 def say(text: str) -> None:
-    print(f"[demo] {text}", flush=True)
+    # One write for the whole line: a daemon log line, on the same terminal, can then not cut into it.
+    sys.stdout.write(f"[demo] {text}\n")
+    sys.stdout.flush()
 
 
 def function_manifest(url: str) -> dict[str, Any]:

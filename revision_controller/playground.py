@@ -10,6 +10,7 @@ the whole cycle. What to type is printed; Ctrl-C ends it all.
 from __future__ import annotations
 
 import shlex
+import sys
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ BUILDER_SECONDS = 1.0
 
 
 def say(text: str) -> None:
-    print(f"[playground] {text}", flush=True)
+    # One write for the whole line: a daemon log line, on the same terminal, can then not cut into it.
+    sys.stdout.write(f"[playground] {text}\n")
+    sys.stdout.flush()
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ def stay(playground: Playground, interrupts: Interrupts) -> None:
             facts, commands = instructions(playground, registry, kubectl_binary())
             for fact in facts:
                 say(fact)
-            print("\n".join(["", *commands, ""]), flush=True)  # unprefixed, to be pasted whole
+            sys.stdout.write("\n".join(["", *commands, "", ""]))  # unprefixed, to be pasted whole
+            sys.stdout.flush()
             say("Ready. Ctrl-C stops everything and removes the temporary files.")
             while True:
                 interrupts.sleep(3600)
