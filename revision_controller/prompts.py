@@ -5,12 +5,14 @@ reason and the time it arrived are kept until that poll, so that the patch it
 leads to says how the change was found and its latency is measured. A standby
 replica does not poll: it passes a webhook on to the leader by setting the
 check-now annotation on one Function of each target, which the leader's watch
-sees. Thread-safe.
+sees, from a thread of its own, so that the webhook's sender has its answer at
+once however slowly the API server takes the annotations. Thread-safe.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
@@ -24,6 +26,8 @@ from revision_controller.targets import Target
 
 PROVIDER_NAMES = {"github": "GitHub", "gitlab": "GitLab", "gitee": "Gitee", "registry": "registry"}
 _FORWARDED = re.compile(r"^webhook/(?P<provider>[a-z]+)/\d+$")
+# Targets waiting to be passed on to the leader; past this, a webhook's target is left to its next poll.
+FORWARDS_WAITING = 1024
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ class Prompts:
         self._clock = clock
         self._lock = threading.Lock()
         self._waiting: dict[Target, Prompt] = {}
+        self._forwards: queue.Queue[tuple[str, Target]] = queue.Queue(FORWARDS_WAITING)
+        self._forwarder: threading.Thread | None = None
 
     def announced(self, provider: str, announcements: list[Announcement], received: float) -> int:
         """Poll every target a webhook names, or have the leader poll them; how many there are."""
@@ -85,6 +91,22 @@ class Prompts:
             self.forget(target)
 
     def _forward(self, provider: str, target: Target) -> None:
+        try:
+            self._forwards.put_nowait((provider, target))
+        except queue.Full:
+            log.warning("too many webhooks waiting to be passed on to the leader: the %s webhook for %s is "
+                        "left to the target's next poll", provider, target.describe())
+            return
+        with self._lock:
+            if self._forwarder is None:
+                self._forwarder = threading.Thread(target=self._pass_on, name="webhook-forwarder", daemon=True)
+                self._forwarder.start()
+
+    def _pass_on(self) -> None:
+        while True:
+            self._annotate_for(*self._forwards.get())
+
+    def _annotate_for(self, provider: str, target: Target) -> None:
         subscribers = self._book.subscribers(target)
         if not subscribers:
             return
