@@ -12,6 +12,7 @@ def proxy_for(url: str) -> str | None:
     """The proxy URL (it may hold credentials: never show it), or None to connect directly."""
     proxies = urllib.request.getproxies_environment()
     parts = urlsplit(url)
-    if urllib.request.proxy_bypass_environment(parts.netloc, proxies):  # type: ignore[attr-defined]  # not in typeshed
+    host = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""  # no user or password
+    if urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]  # not in typeshed
         return None
     return proxies.get(parts.scheme) or proxies.get("all")

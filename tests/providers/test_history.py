@@ -364,6 +364,8 @@ class TestForwardProxies:
         ({"ALL_PROXY": "http://p:3128"}, "http://git.local/r.git", "http://p:3128"),
         ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": ".github.com"}, "https://api.github.com/o/r.git", None),
         ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "*"}, "https://github.com/o/r.git", None),
+        ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "git.local"}, "https://u:token@git.local/r.git", None),
+        ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "git.local:8443"}, "https://git.local:8443/r.git", None),
         ({}, "https://github.com/o/r.git", None)])
     def test_which_proxy_a_url_gets(self, proxy_environment, environment: dict[str, str], url: str,
                                     expected: str | None) -> None:
