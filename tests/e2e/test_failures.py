@@ -178,3 +178,19 @@ def test_poll_failures_the_silent_api_server_did_not_take_are_told_once_it_answe
 def stack() -> Iterator[ExitStack]:
     with ExitStack() as opened:
         yield opened
+
+
+def test_a_function_deleted_and_created_again_is_told_again_that_its_target_fails(
+        apiserver: ApiServer, gitserver: GitServer, functions, start_daemon) -> None:
+    repo = gitserver.create_repository("reborn", branch="main")
+    manifest = function_manifest("reborn", repo.url, PARAMS, revision="no-such-branch")
+    create(functions, manifest, repo.head("main"))
+    # Another Function stays on the failing target, which is therefore not forgotten meanwhile.
+    create(functions, function_manifest("stays", repo.url, PARAMS, revision="no-such-branch"), repo.head("main"))
+    daemon = start_daemon()
+    wait_for(lambda: events(apiserver, "PollFailed", "reborn"), FIRST_POLL, "PollFailed")
+    functions.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "reborn")
+    wait_for(lambda: f"Function {NAMESPACE}/reborn unsubscribed" in daemon.output(), WITHIN, "the deletion seen")
+    create(functions, manifest, repo.head("main"))
+    wait_for(lambda: len(events(apiserver, "PollFailed", "reborn")) == 2, WITHIN + 2, "the new Function told too")
+    assert len({event["involvedObject"]["uid"] for event in events(apiserver, "PollFailed", "reborn")}) == 2
