@@ -286,27 +286,28 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = self.server.proxy
         arrived = time.monotonic()
         self.close_connection = True
-        upstream, refused = self._tunnel(proxy)
-        proxy.record(ProxiedRequest("CONNECT", self.path, refused.status if refused else 200, "", arrived))
-        if upstream is None:
-            self._send(_head(refused, "CONNECT") + refused.body if refused else b"")
+        upstream = self._tunnel(proxy)
+        if isinstance(upstream, _Answer):
+            proxy.record(ProxiedRequest("CONNECT", self.path, upstream.status, "", arrived))
+            self._send(_head(upstream, "CONNECT") + upstream.body)
             return
+        proxy.record(ProxiedRequest("CONNECT", self.path, 200, "", arrived))
         with upstream:
             self._send(b"HTTP/1.1 200 Connection established\r\n\r\n")
             _relay(self.connection, upstream, proxy.stopping)
 
-    def _tunnel(self, proxy: FaultProxy) -> tuple[socket.socket | None, _Answer | None]:
+    def _tunnel(self, proxy: FaultProxy) -> socket.socket | _Answer:
         """The connection a CONNECT asks for, or the answer refusing it."""
         if not isinstance(proxy, ForwardProxy):
-            return None, _Answer(405, "Method Not Allowed", [], b"a reverse proxy opens no tunnels\n")
+            return _Answer(405, "Method Not Allowed", [], b"a reverse proxy opens no tunnels\n")
         refused = proxy.refusal(self.headers)
         if refused is not None:
-            return None, refused
+            return refused
         host, _, port = self.path.rpartition(":")
         try:
-            return socket.create_connection((proxy.names.get(host, host), int(port)), UPSTREAM_TIMEOUT_SECONDS), None
+            return socket.create_connection((proxy.names.get(host, host), int(port)), UPSTREAM_TIMEOUT_SECONDS)
         except (OSError, ValueError) as error:
-            return None, _Answer(502, "Bad Gateway", [], f"no tunnel to {self.path}: {error}\n".encode())
+            return _Answer(502, "Bad Gateway", [], f"no tunnel to {self.path}: {error}\n".encode())
 
     def log_message(self, format: str, *args: object) -> None:
         pass
